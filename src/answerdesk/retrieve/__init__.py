@@ -1,0 +1,1 @@
+"""Retrieval: BM25 and vector candidates, fused, reranked, cut to k."""

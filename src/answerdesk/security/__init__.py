@@ -1,0 +1,1 @@
+"""Who may see what: identity, tenant isolation, compliance scopes."""

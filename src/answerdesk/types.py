@@ -1,0 +1,163 @@
+"""Value objects that stages pass to each other. Frozen, so no stage can change another's data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Metadata keys every document may carry; anything else goes to ``tags`` or ``extra``.
+KNOWN_META_KEYS = (
+    "owner",
+    "region",
+    "product",
+    "plan",
+    "retention",
+    "compliance_scope",
+    "tenant",
+    "doc_type",
+    "title",
+    "url",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentMeta:
+    """What is known about a document besides its text.
+
+    ``tenant`` None means the document is shared by every tenant; ``compliance_scope`` None means
+    no scope is needed to read it.
+    """
+
+    title: str = ""
+    url: str | None = None
+    owner: str | None = None
+    region: str | None = None
+    product: str | None = None
+    plan: str | None = None
+    retention: str | None = None
+    compliance_scope: str | None = None
+    tenant: str | None = None
+    doc_type: str | None = None
+    updated_at: dt.date | None = None
+    tags: tuple[str, ...] = ()
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A run of cleaned text under one heading path (e.g. ``("Refunds", "Annual plans")``)."""
+
+    heading_path: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A cleaned source document, ready to chunk.
+
+    ``id`` is stable across re-ingests (front matter ``id``, sidecar ``id``, ticket id, or the path
+    relative to the ingest root); ``source`` is where it came from and what ``kb delete --prefix`` matches.
+    ``sha256`` is over the cleaned text and metadata, so an unchanged document is skipped.
+    """
+
+    id: str
+    source: str
+    sections: tuple[Section, ...]
+    meta: DocumentMeta
+    sha256: str
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(s.text for s in self.sections)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A stored piece of a document.
+
+    ``text`` is what is shown and cited; ``embed_text`` is the (possibly shorter) window the embedder
+    reads, prefixed with the title and heading path so that a chunk keeps its context.
+    """
+
+    id: str
+    document_id: str
+    ordinal: int
+    text: str
+    embed_text: str
+    heading_path: tuple[str, ...]
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredChunk:
+    """A chunk found by retrieval, with the document fields a caller needs to cite it."""
+
+    chunk_id: str
+    document_id: str
+    text: str
+    score: float
+    title: str = ""
+    source: str = ""
+    url: str | None = None
+    heading_path: tuple[str, ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    #: Per-retriever scores and ranks, e.g. ``{"bm25_rank": 2, "vector_score": 0.61}``.
+    signals: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking. Tenant and compliance scopes come from here, never from request parameters.
+
+    ``tenant`` None is the operator's view of the shared knowledge base only; it never sees
+    tenant-owned documents.
+    """
+
+    subject: str
+    tenant: str | None = None
+    roles: frozenset[str] = frozenset()
+    compliance_scopes: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class FilterClause:
+    """One metadata condition: ``field op value``. Built by :func:`answerdesk.retrieve.filters.parse_filter`."""
+
+    field: str
+    op: str
+    value: str | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestFailure:
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """What an ingest run did; ``failures`` lists each source that could not be ingested and why."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    chunks_written: int = 0
+    failures: tuple[IngestFailure, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A document as the store holds it (for listings and deletes)."""
+
+    id: str
+    source: str
+    title: str
+    sha256: str
+    chunk_count: int
+    ingested_at: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
