@@ -107,6 +107,17 @@ class ScoredChunk:
     #: Per-retriever scores and ranks, e.g. ``{"bm25_rank": 2, "vector_score": 0.61}``.
     signals: Mapping[str, float] = field(default_factory=dict)
 
+    @property
+    def breadcrumb(self) -> str:
+        """``Title > Heading > Subheading`` for display, without a heading that repeats the title."""
+        return " > ".join(heading_trail(self.title, self.heading_path))
+
+
+def heading_trail(title: str, heading_path: tuple[str, ...]) -> list[str]:
+    """Title then headings, dropping empty parts and any part that merely repeats the one before it."""
+    parts = [p for p in (title, *heading_path) if p]
+    return [p for i, p in enumerate(parts) if i == 0 or p.casefold() != parts[i - 1].casefold()]
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:

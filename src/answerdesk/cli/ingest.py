@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from answerdesk.ingest.metadata import parse_cli_meta
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -14,6 +13,7 @@ from answerdesk.cli.context import AppContext
 from answerdesk.cli.output import print_json, stderr, stdout
 from answerdesk.ingest.indexer import Ingestor
 from answerdesk.ingest.indexer import Progress as IngestProgress
+from answerdesk.ingest.metadata import parse_cli_meta
 
 HELP = """Ingest Markdown, HTML, text, PDF and ticket exports (CSV/JSONL) from files, folders and globs.
 

@@ -7,7 +7,6 @@ import os
 # Serving and CLI processes pin BLAS to one thread: numpy's threads and torch's fight over two cores and
 # make a 20 ms query embedding take 100 ms. Must happen before numpy is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("ANSWERDESK_THREADS", "2"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -15,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.markup import escape
 
@@ -73,8 +73,18 @@ EXIT_CODES: dict[type[AnswerdeskError], int] = {
 
 def run() -> None:
     """Console-script entry: run the app; an answerdesk error prints one line and exits non-zero."""
+    command = typer.main.get_command(app)
     try:
-        app()
+        code = command.main(prog_name="answerdesk", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        stderr.print("aborted")
+        sys.exit(130)
     except AnswerdeskError as exc:
         code = next((c for kind, c in EXIT_CODES.items() if isinstance(exc, kind)), 1)
         stderr.print(f"[bold red]error:[/] {escape(str(exc))}")

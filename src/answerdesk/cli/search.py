@@ -73,7 +73,6 @@ def search_command(
         stdout.print("no passages found")
         return
     for i, c in enumerate(result.chunks, start=1):
-        where = " > ".join(p for p in (c.title, *c.heading_path) if p)
-        stdout.print(f"[bold][{i}][/] {escape(where)}  [dim]{escape(c.source)} · {c.document_id}[/]")
+        stdout.print(f"[bold][{i}][/] {escape(c.breadcrumb)}  [dim]{escape(c.source)} · {c.document_id}[/]")
         snippet = " ".join(c.text.split())
         stdout.print("    " + escape(snippet[:300] + ("…" if len(snippet) > 300 else "")))

@@ -119,6 +119,12 @@ class LocalEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise ConfigError(f"the local embedder needs torch and sentence-transformers: {_INSTALL_HINT}") from exc
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        except ImportError:  # only cosmetic: the bar goes to stderr
+            pass
         if self._threads:
             torch.set_num_threads(self._threads)
         try:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from answerdesk.embed.base import TokenCounter
-from answerdesk.types import Chunk, Document
+from answerdesk.types import Chunk, Document, heading_trail
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -52,10 +52,8 @@ def chunk_document(
 
 def embed_window(title: str, heading: tuple[str, ...], text: str, counter: TokenCounter, limit: int) -> str:
     """What the embedder reads: title and heading path, then the chunk's start, cut at ``limit`` tokens."""
-    path = [p for p in (title, *heading) if p]
-    # Drop a heading that merely repeats the title (Markdown articles usually open with "# <title>").
-    deduped = [p for i, p in enumerate(path) if i == 0 or p.casefold() != path[i - 1].casefold()]
-    prefix = " > ".join(deduped)
+    # Markdown articles usually open with "# <title>"; the trail drops that repeat.
+    prefix = " > ".join(heading_trail(title, heading))
     full = f"{prefix}\n{text}" if prefix else text
     spans = counter.offsets(full)
     return full if len(spans) <= limit else full[: spans[limit - 1][1]]

@@ -93,6 +93,12 @@ class _SectionCollector:
             self.sections.append(Section(tuple(t for _, t in self._path), text))
 
 
+def _closes_fence(line: str, fence: str) -> bool:
+    # A fence closes on the same character, at least as long, with nothing else on the line.
+    match = _FENCE.match(line)
+    return bool(match) and not line.strip().strip(fence[0]) and len(line.strip()) >= len(fence)
+
+
 def markdown_to_sections(markdown: str) -> tuple[str, list[Section]]:
     """Split Markdown into sections on ATX headings (``#`` to ``######``); returns ``(title, sections)``.
 
@@ -105,10 +111,8 @@ def markdown_to_sections(markdown: str) -> tuple[str, list[Section]]:
     for line in normalize_text(markdown).split("\n"):
         fence_match = _FENCE.match(line)
         if fence is not None:
-            # A fence closes on the same character, at least as long, with nothing after it.
-            if fence_match and fence_match.group(1)[0] == fence[0] and len(fence_match.group(1)) >= len(fence):
-                if not line.strip().strip(fence[0]):
-                    fence = None
+            if _closes_fence(line, fence):
+                fence = None
             collector.lines.append(line)
             continue
         if fence_match:
@@ -210,9 +214,7 @@ class _FlatteningTreeBuilder(HTMLParser):
 
 
 def _parse_html(html: str, source: str) -> Any | None:
-    parser = lxml.html.HTMLParser(
-        huge_tree=True, recover=True, remove_comments=True, remove_pis=True, encoding="utf-8"
-    )
+    parser = lxml.html.HTMLParser(huge_tree=True, recover=True, remove_comments=True, remove_pis=True, encoding="utf-8")
     try:
         root = lxml.html.document_fromstring(html.encode("utf-8", errors="replace"), parser=parser)
     except etree.ParserError:
@@ -232,7 +234,7 @@ _BOILERPLATE_TAGS = frozenset(
 )
 _BOILERPLATE_ROLES = frozenset({"navigation", "banner", "contentinfo", "menu", "menubar", "complementary"})
 _BOILERPLATE_MARKERS = (
-    "cookie", "consent", "gdpr", "banner", "breadcrumb", "navbar", "menu", "sidebar", "footer",
+    "cookie", "consent", "gdpr", "banner", "breadcrumb", "navbar", "navigation", "menu", "sidebar", "footer",
 )  # fmt: skip
 _WORD = re.compile(r"[^a-z0-9]+")
 _NEVER_DROPPED = frozenset({"html", "body", "main", "article"})

