@@ -13,17 +13,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from answerdesk.config import ChunkingSettings
 from answerdesk.embed.base import Embedder
 from answerdesk.errors import IngestError
 from answerdesk.ingest.chunking import chunk_document
+from answerdesk.ingest.loaders import SourceFile, discover, load
 from answerdesk.store.base import DocumentStore, IndexedDocument
 from answerdesk.types import Chunk, Document, IngestFailure, IngestReport
-
-if TYPE_CHECKING:
-    from answerdesk.ingest.loaders import SourceFile
 
 
 @dataclass(slots=True)
@@ -108,8 +105,6 @@ class Ingestor:
     ) -> IngestReport:
         """Ingest files, folders and globs. Per-source problems land in ``report.failures``; the rest
         is ingested. Store failures raise :class:`StoreError`."""
-        from answerdesk.ingest.loaders import discover
-
         sources, failures = discover(paths)
         progress = Progress(sources_total=len(sources))
         failed_sources: set[str] = {f.source for f in failures}
@@ -184,8 +179,6 @@ class Ingestor:
         run.tick()
 
     def _load(self, source: SourceFile, cli_meta: Mapping[str, str]) -> tuple[list[Document], list[IngestFailure]]:
-        from answerdesk.ingest.loaders import load
-
         try:
             return load(source, cli_meta=cli_meta, max_bytes=self._max_file_bytes)
         except IngestError as exc:
