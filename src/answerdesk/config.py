@@ -41,7 +41,10 @@ class EmbedderSettings(_Model):
     batch_size: int = Field(default=32, ge=1, le=1024)
     #: Tokens the model reads; longer inputs are truncated by the model.
     max_seq_length: int = Field(default=256, ge=16, le=512)
+    #: Threads for embedding batches of passages (default: every core).
     threads: int | None = Field(default=None, ge=1)
+    #: Threads for embedding a query; more than one only adds contention (see embed/local.py).
+    query_threads: int = Field(default=1, ge=1)
 
 
 class ChunkingSettings(_Model):

@@ -19,6 +19,7 @@ def build_embedder(settings: EmbedderSettings) -> Embedder:
             batch_size=settings.batch_size,
             max_seq_length=settings.max_seq_length,
             threads=settings.threads,
+            query_threads=settings.query_threads,
         )
     if settings.kind == "fake":
         from answerdesk.embed.fake import FakeEmbedder

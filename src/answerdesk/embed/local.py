@@ -64,12 +64,15 @@ class LocalEmbedder:
         batch_size: int = 32,
         max_seq_length: int = 256,
         threads: int | None = None,
+        query_threads: int = 1,
     ) -> None:
         self._model_name = model
         self._dir = resolve_model_dir(model)
         self._batch_size = batch_size
         self._max_seq_length = max_seq_length
-        self._threads = threads
+        self._threads = threads or os.cpu_count() or 1
+        self._query_threads = query_threads
+        self._encode_lock = threading.Lock()
         self._model: Any = None
         self._lock = threading.Lock()
         self._tokenizer = HFTokenCounter(self._dir / "tokenizer.json")
@@ -96,10 +99,13 @@ class LocalEmbedder:
         return self._tokenizer
 
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
-        return self._encode(texts)
+        # One query is a few small matrix products: a second thread buys nothing, and when the cores are
+        # busy, torch's threads spin-wait on each other (measured: 57 ms p50 on 1 thread vs 740 ms on 2
+        # with the other core loaded). Batches of passages do gain from every core.
+        return self._encode(texts, self._query_threads)
 
     def embed_passages(self, texts: Sequence[str]) -> Vectors:
-        return self._encode(texts)
+        return self._encode(texts, self._threads)
 
     def load(self) -> None:
         """Load the model now (otherwise the first embed call does)."""
@@ -115,7 +121,7 @@ class LocalEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
-            import torch
+            import torch  # noqa: F401  (checked here so that a missing torch is a ConfigError)
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise ConfigError(f"the local embedder needs torch and sentence-transformers: {_INSTALL_HINT}") from exc
@@ -125,8 +131,6 @@ class LocalEmbedder:
             hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         except ImportError:  # only cosmetic: the bar goes to stderr
             pass
-        if self._threads:
-            torch.set_num_threads(self._threads)
         try:
             model = SentenceTransformer(str(self._dir), device="cpu", local_files_only=True)
         except Exception as exc:
@@ -134,18 +138,23 @@ class LocalEmbedder:
         model.max_seq_length = self._max_seq_length
         return model
 
-    def _encode(self, texts: Sequence[str]) -> Vectors:
+    def _encode(self, texts: Sequence[str], threads: int) -> Vectors:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         model = self._get_model()
+        import torch
+
         try:
-            vectors = model.encode(
-                list(texts),
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            with self._encode_lock:
+                if torch.get_num_threads() != threads:
+                    torch.set_num_threads(threads)
+                vectors = model.encode(
+                    list(texts),
+                    batch_size=self._batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
         except Exception as exc:
             raise ProviderError(f"local embedder '{self._model_name}' failed: {exc}") from exc
         return np.ascontiguousarray(vectors, dtype=np.float32)
