@@ -64,6 +64,13 @@ class ChunkingSettings(_Model):
         return self
 
 
+class IngestSettings(_Model):
+    #: Larger files are reported as failures instead of being read.
+    max_file_mb: float = Field(default=50, gt=0)
+    #: Chunks embedded and written together (one transaction per batch).
+    batch_chunks: int = Field(default=128, ge=1)
+
+
 class RetrievalSettings(_Model):
     k: int = Field(default=6, ge=1, le=100)
     fusion: Literal["rrf", "weighted"] = "rrf"
@@ -89,6 +96,7 @@ class IdentitySettings(_Model):
 class Settings(_Model):
     store: StoreSettings = StoreSettings()
     embedder: EmbedderSettings = EmbedderSettings()
+    ingest: IngestSettings = IngestSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()

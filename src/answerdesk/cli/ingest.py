@@ -51,7 +51,13 @@ def ingest_command(
     app: AppContext = ctx.obj
     cli_meta = parse_cli_meta(meta or [])
     settings = app.settings
-    ingestor = Ingestor(app.store, app.embedder, settings.chunking, batch_chunks=settings.embedder.batch_size * 4)
+    ingestor = Ingestor(
+        app.store,
+        app.embedder,
+        settings.chunking,
+        batch_chunks=settings.ingest.batch_chunks,
+        max_file_bytes=int(settings.ingest.max_file_mb * 1024 * 1024),
+    )
     show = progress and not as_json and stderr.is_terminal
     bar = Progress(
         TextColumn("[bold]ingest"),
