@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -36,23 +37,20 @@ def current_revision(url: str) -> str | None:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` up to ``revision``; each migration runs in a transaction."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as conn:
-            config = _config()
-            config.attributes["connection"] = conn
-            command.upgrade(config, revision)
-    finally:
-        engine.dispose()
+    _run(url, command.upgrade, revision)
 
 
 def downgrade(url: str, revision: str) -> None:
     """Step the database at ``url`` back to ``revision`` (``base`` removes every table)."""
+    _run(url, command.downgrade, revision)
+
+
+def _run(url: str, step: Callable[[Config, str], None], revision: str) -> None:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.begin() as conn:
             config = _config()
             config.attributes["connection"] = conn
-            command.downgrade(config, revision)
+            step(config, revision)
     finally:
         engine.dispose()
