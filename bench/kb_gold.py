@@ -94,7 +94,7 @@ def main() -> None:
 
 
 def _table(rows: dict[str, dict[str, list[float]]], k: int) -> str:
-    intents = sorted(k2 for k2 in rows["hybrid"] if k2 != "ALL") + ["ALL"]
+    intents = [*sorted(k2 for k2 in rows["hybrid"] if k2 != "ALL"), "ALL"]
     head = "| intent | n | " + " | ".join(f"{m} hit@{k} | {m} MRR" for m in MODES) + " |"
     lines = [head, "|" + "---|" * (2 + 2 * len(MODES))]
     for intent in intents:
