@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from answerdesk.errors import ConfigError
 
@@ -93,6 +93,44 @@ class IdentitySettings(_Model):
     compliance_scopes: tuple[str, ...] = ()
 
 
+class ModelSettings(_Model):
+    """One configured model. ``kind`` picks the provider module; ``options`` holds provider-only knobs
+    (e.g. ``gguf_path``, ``n_threads`` for llamacpp; ``region`` for bedrock)."""
+
+    kind: str
+    model: str = ""
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    context_window: int = Field(default=8192, ge=256)
+    max_output_tokens: int = Field(default=512, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+    #: USD per 1,000 tokens; local models cost 0.
+    price_input_per_1k: float = Field(default=0.0, ge=0)
+    price_output_per_1k: float = Field(default=0.0, ge=0)
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class ResilienceSettings(_Model):
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    backoff_base_s: float = Field(default=0.25, ge=0)
+    backoff_max_s: float = Field(default=8.0, ge=0)
+    #: Seconds the whole answer (retries and fallbacks included) may take.
+    deadline_s: float = Field(default=60.0, gt=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, ge=0)
+
+
+class GenerationSettings(_Model):
+    #: Named models; the extractive answerer needs no model files and is always available.
+    models: dict[str, ModelSettings] = Field(default_factory=lambda: {"extractive": ModelSettings(kind="extractive")})
+    #: Named fallback chains of model names, tried in order.
+    routes: dict[str, list[str]] = Field(default_factory=lambda: {"default": ["extractive"]})
+    default_route: str = "default"
+    resilience: ResilienceSettings = ResilienceSettings()
+    prompt: str = "answer"
+    prompt_label: str = "production"
+
+
 class Settings(_Model):
     store: StoreSettings = StoreSettings()
     embedder: EmbedderSettings = EmbedderSettings()
@@ -101,6 +139,7 @@ class Settings(_Model):
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()
     identity: IdentitySettings = IdentitySettings()
+    generation: GenerationSettings = GenerationSettings()
 
 
 def load_settings(

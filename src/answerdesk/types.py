@@ -172,3 +172,38 @@ class StoredDocument:
     chunk_count: int
     ingested_at: str
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a model call consumed; ``estimated`` when counted by a tokenizer rather than reported."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated: bool = False
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.estimated or other.estimated,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered source of an answer: ``[n]`` in the text points at ``chunk_id``."""
+
+    number: int
+    chunk_id: str
+    document_id: str
+    title: str
+    source: str
+    url: str | None
+    snippet: str

@@ -1,0 +1,1 @@
+"""Generation: the LLM Protocol, its providers, resilience wrappers, routing, pricing and answer assembly."""
