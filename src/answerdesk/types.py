@@ -207,3 +207,34 @@ class Citation:
     source: str
     url: str | None
     snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A drafted answer and everything needed to trust, bill and trace it."""
+
+    request_id: str
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    confidence: float
+    refused: bool
+    #: Why the answer is a refusal: ``no_relevant_sources`` (gate, no model call) or ``model_refused``.
+    refusal_reason: str | None
+    prompt_name: str
+    prompt_version: int
+    prompt_sha256: str
+    route: str
+    route_reason: str
+    provider: str
+    model: str
+    usage: Usage
+    cost_usd: float
+    retrieval_query: str
+    sources: tuple[ScoredChunk, ...] = ()
+    #: Problems found and handled, e.g. ``dropped_citation:7``, ``unsupported_sentence:2``, ``fallback:extractive``.
+    flags: tuple[str, ...] = ()
+    retries: int = 0
+    fallbacks: tuple[str, ...] = ()
+    #: Seconds per stage: ``retrieve``, ``prompt``, ``model``, ``first_token``, ``assemble``, ``total``.
+    timings: Mapping[str, float] = field(default_factory=dict)

@@ -380,6 +380,21 @@ class SqliteIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return self._hydrate([(int(matrix.rowids[i]), {"cosine": float(scores[i])}) for i in top])
 
+    def chunk_vectors(self, chunk_ids: Sequence[str]) -> dict[str, Vectors]:
+        """The stored vectors of ``chunk_ids`` (those that exist), from the in-memory matrix."""
+        if not chunk_ids:
+            return {}
+        matrix = self._current_matrix()
+        marks = ",".join("?" * len(chunk_ids))
+        with self._lock:
+            rows = self._conn.execute(f"SELECT rowid, id FROM chunks WHERE id IN ({marks})", list(chunk_ids)).fetchall()
+        positions = np.searchsorted(matrix.rowids, [r[0] for r in rows])
+        return {
+            chunk_id: matrix.vectors[pos]
+            for (rowid, chunk_id), pos in zip(rows, positions, strict=True)
+            if pos < len(matrix.rowids) and matrix.rowids[pos] == rowid
+        }
+
     def _filtered_rowids(self, principal: Principal, clauses: Sequence[FilterClause]) -> npt.NDArray[np.int64]:
         where, params = _where(principal, clauses)
         sql = f"SELECT c.rowid FROM chunks c JOIN documents d ON d.id = c.document_id WHERE {where}"

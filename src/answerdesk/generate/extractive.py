@@ -1,0 +1,135 @@
+"""ExtractiveLLM: answers by quoting the best-supported sentences of the numbered sources, with citations.
+
+It reads the same rendered prompt as any model (the ``<source id="n">`` blocks and the ``<question>``), so it
+sits behind the LLM Protocol and can be the last link of every fallback chain: when every model is down, the
+agent still gets a grounded quote instead of an error. Deterministic and fast (no model, no network).
+
+Scoring: each sentence's content words are matched to the question's, weighted by how rare each word is among
+the sources (idf), as a share of the question's total weight, with a small preference for higher-ranked
+sources. The best sentence must cover at least ``min_coverage`` of the question or the answer is the
+refusal sentence.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from answerdesk.generate.base import Completion, CompletionRequest, StreamEvent
+from answerdesk.generate.sentences import content_words, split_sentences
+from answerdesk.types import Usage
+
+_SOURCE = re.compile(r'<source id="(\d+)"(?: title="([^"]*)")?>\s*(.*?)\s*</source>', re.DOTALL)
+_QUESTION = re.compile(r"<question>\s*(.*?)\s*</question>", re.DOTALL)
+DEFAULT_REFUSAL = "I can't find this in the knowledge base."
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    source: int
+    position: int
+    text: str
+    score: float
+
+
+class ExtractiveLLM:
+    def __init__(
+        self,
+        *,
+        refusal: str = DEFAULT_REFUSAL,
+        max_sentences: int = 3,
+        min_coverage: float = 0.25,
+        chunk_words: int = 4,
+    ) -> None:
+        self._refusal = refusal
+        self._max_sentences = max_sentences
+        self._min_coverage = min_coverage
+        self._chunk_words = chunk_words
+
+    @property
+    def provider(self) -> str:
+        return "extractive"
+
+    @property
+    def model(self) -> str:
+        return "extractive"
+
+    @property
+    def context_window(self) -> int:
+        return 1_000_000
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        prompt = "\n".join(m.content for m in request.messages)
+        text = extract_answer(
+            prompt, refusal=self._refusal, max_sentences=self._max_sentences, min_coverage=self._min_coverage
+        )
+        return Completion(text, _usage(prompt, text), "stop", self.provider, self.model)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        completion = await self.complete(request)
+        words = completion.text.split(" ")
+        for start in range(0, len(words), self._chunk_words):
+            piece = " ".join(words[start : start + self._chunk_words])
+            yield StreamEvent("delta", piece if start == 0 else " " + piece, provider=self.provider, model=self.model)
+        yield StreamEvent(
+            "finish", usage=completion.usage, finish_reason="stop", provider=self.provider, model=self.model
+        )
+
+
+def extract_answer(prompt: str, *, refusal: str, max_sentences: int = 3, min_coverage: float = 0.25) -> str:
+    """The answer text for a rendered prompt: cited quotes, or ``refusal`` when nothing covers the question."""
+    question_match = _QUESTION.search(prompt)
+    sources = [(int(n), body) for n, _title, body in _SOURCE.findall(prompt)]
+    if not question_match or not sources:
+        return refusal
+    ranked = rank_sentences(question_match.group(1), sources)
+    if not ranked or ranked[0].score < min_coverage:
+        return refusal
+    best = ranked[0].score
+    chosen: list[_Candidate] = []
+    for candidate in ranked:
+        if len(chosen) == max_sentences or candidate.score < best * 0.5:
+            break
+        if any(_similar(candidate.text, c.text) for c in chosen):
+            continue
+        chosen.append(candidate)
+    chosen.sort(key=lambda c: (c.source, c.position))
+    return " ".join(f"{_with_stop(c.text)} [{c.source}]" for c in chosen)
+
+
+def rank_sentences(question: str, sources: list[tuple[int, str]]) -> list[_Candidate]:
+    """Sentences of ``sources`` (number, text) scored by idf-weighted coverage of ``question``, best first."""
+    wanted = set(content_words(question))
+    if not wanted:
+        return []
+    sentences = [(n, i, s) for n, body in sources for i, s in enumerate(split_sentences(body))]
+    words = [set(content_words(s)) for _, _, s in sentences]
+    total = len(sentences) + 1
+    idf = {w: math.log(1 + total / (1 + sum(w in ws for ws in words))) for w in wanted}
+    norm = sum(idf.values())
+    order = {n: rank for rank, (n, _) in enumerate(sources)}
+    candidates = []
+    for (n, i, text), ws in zip(sentences, words, strict=True):
+        if len(ws) < 3:  # headings and fragments say too little to quote alone
+            continue
+        coverage = sum(idf[w] for w in wanted & ws) / norm
+        candidates.append(_Candidate(n, i, text, coverage * (1.0 - 0.03 * order[n])))
+    candidates.sort(key=lambda c: (-c.score, order[c.source], c.position))
+    return candidates
+
+
+def _similar(a: str, b: str) -> bool:
+    wa, wb = set(content_words(a)), set(content_words(b))
+    return bool(wa and wb) and len(wa & wb) / len(wa | wb) > 0.8
+
+
+def _with_stop(sentence: str) -> str:
+    sentence = sentence.rstrip()
+    return sentence if sentence.endswith((".", "!", "?", "|")) else sentence + "."
+
+
+def _usage(prompt: str, text: str) -> Usage:
+    # No tokenizer is involved; ~4 characters per token is the usual English estimate.
+    return Usage(input_tokens=max(1, len(prompt) // 4), output_tokens=max(1, len(text) // 4), estimated=True)
