@@ -18,7 +18,7 @@ import click
 import typer
 from rich.markup import escape
 
-from answerdesk.cli import ingest, kb, search
+from answerdesk.cli import ingest, kb, prompts, search
 from answerdesk.cli.context import AppContext
 from answerdesk.cli.output import stderr
 from answerdesk.errors import (
@@ -59,6 +59,7 @@ def _root(
 app.command("ingest", help=ingest.HELP)(ingest.ingest_command)
 app.command("search", help=search.HELP)(search.search_command)
 app.add_typer(kb.app, name="kb")
+app.add_typer(prompts.app, name="prompts")
 
 #: Exit codes by who has to act.
 EXIT_CODES: dict[type[AnswerdeskError], int] = {

@@ -96,7 +96,7 @@ def extract_answer(prompt: str, *, refusal: str, max_sentences: int = 3, min_cov
             continue
         chosen.append(candidate)
     chosen.sort(key=lambda c: (c.source, c.position))
-    return " ".join(f"{_with_stop(c.text)} [{c.source}]" for c in chosen)
+    return " ".join(_cited(c.text, c.source) for c in chosen)
 
 
 def rank_sentences(question: str, sources: list[tuple[int, str]]) -> list[_Candidate]:
@@ -104,7 +104,12 @@ def rank_sentences(question: str, sources: list[tuple[int, str]]) -> list[_Candi
     wanted = set(content_words(question))
     if not wanted:
         return []
-    sentences = [(n, i, s) for n, body in sources for i, s in enumerate(split_sentences(body))]
+    # Lines are split first: a source's heading line must not run into its first sentence.
+    sentences = [
+        (n, i, s)
+        for n, body in sources
+        for i, s in enumerate(s for line in body.split("\n") for s in split_sentences(line))
+    ]
     words = [set(content_words(s)) for _, _, s in sentences]
     total = len(sentences) + 1
     idf = {w: math.log(1 + total / (1 + sum(w in ws for ws in words))) for w in wanted}
@@ -125,9 +130,14 @@ def _similar(a: str, b: str) -> bool:
     return bool(wa and wb) and len(wa & wb) / len(wa | wb) > 0.8
 
 
-def _with_stop(sentence: str) -> str:
+def _cited(sentence: str, number: int) -> str:
+    """``sentence [n].``: the citation goes inside the sentence, before its final punctuation."""
     sentence = sentence.rstrip()
-    return sentence if sentence.endswith((".", "!", "?", "|")) else sentence + "."
+    if sentence.endswith("|"):  # a table row: no sentence punctuation to keep
+        return f"{sentence} [{number}]"
+    stop = sentence[-1] if sentence.endswith((".", "!", "?")) else "."
+    body = sentence[:-1] if sentence.endswith((".", "!", "?")) else sentence
+    return f"{body} [{number}]{stop}"
 
 
 def _usage(prompt: str, text: str) -> Usage:

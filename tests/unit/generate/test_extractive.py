@@ -12,7 +12,7 @@ refunds are prorated for unused whole months.</source>
 
 def test_quotes_the_supporting_sentence_with_its_citation() -> None:
     text = extract_answer(PROMPT.format(q="How long can I get a refund on an annual plan?"), refusal="no")
-    assert text.startswith("Annual plans can be refunded within 30 days of the charge. [1]")
+    assert text.startswith("Annual plans can be refunded within 30 days of the charge [1].")
     assert "[2]" not in text
 
 
