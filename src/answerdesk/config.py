@@ -120,6 +120,35 @@ class ResilienceSettings(_Model):
     breaker_cooldown_s: float = Field(default=30.0, ge=0)
 
 
+class RouteRule(_Model):
+    """One routing rule: every condition that is set must hold (unset ones match anything); the first
+    matching rule of :class:`RouterSettings` picks ``route``. Token counts are of the question alone."""
+
+    route: str
+    #: Shown in the route reason; defaults to ``rule <n>``.
+    name: str = ""
+    min_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+    #: Bounds on how many distinct complexity cues the question shows (see ``RouterSettings``).
+    min_cues: int | None = Field(default=None, ge=0)
+    max_cues: int | None = Field(default=None, ge=0)
+    #: Matches when the question shows at least one of these cues.
+    any_cues: tuple[str, ...] = ()
+    #: Matches when the caller's intent (or tenant plan) is one of these.
+    intents: tuple[str, ...] = ()
+    plans: tuple[str, ...] = ()
+
+
+class RouterSettings(_Model):
+    """Rule-based choice of a route in ``generation.routes``; no rule matching means ``default_route``.
+
+    Cues are the ``complexity_words`` found in the question, ``multi_question`` (two or more question
+    marks) and ``numbers`` (any digit)."""
+
+    rules: tuple[RouteRule, ...] = ()
+    complexity_words: tuple[str, ...] = ("why", "compare", "explain", "difference", "versus", "vs", "trade-off")
+
+
 class GenerationSettings(_Model):
     #: Named models; the extractive answerer needs no model files and is always available.
     models: dict[str, ModelSettings] = Field(default_factory=lambda: {"extractive": ModelSettings(kind="extractive")})
@@ -135,6 +164,7 @@ class GenerationSettings(_Model):
     refusal: str = "I can't find this in the knowledge base."
     max_question_chars: int = Field(default=4000, ge=1)
     max_output_tokens: int = Field(default=400, ge=1)
+    router: RouterSettings = RouterSettings()
 
 
 class Settings(_Model):

@@ -73,3 +73,19 @@ def test_tenant_documents_stay_with_their_tenant(cli: Runner, kb: Path, tmp_path
     as_other = cli(*query, env={"ANSWERDESK_IDENTITY__TENANT": "globex"}).json()["results"]
     assert as_acme[0]["document_id"] == "acme-sla.md"
     assert "acme-sla.md" not in {r["document_id"] for r in as_other}
+
+
+def test_ask_answers_with_citations_and_refuses_what_the_kb_lacks(cli: Runner, kb: Path) -> None:
+    assert cli("ingest", "kb", "--json").code == 0
+    answer = cli("ask", "how long is an EU return label valid?", "--json")
+    assert answer.code == 0, answer.stderr
+    data = answer.json()
+    assert not data["refused"] and "14 days" in data["text"]
+    assert data["citations"] and data["citations"][0]["document_id"] == "return-shipping-eu"
+    assert data["prompt_name"] == "answer" and data["prompt_version"] == 1
+    streamed = cli("ask", "how long is an EU return label valid?", "--stream")
+    assert streamed.code == 0 and "14 days" in streamed.stdout and "[1]" in streamed.stdout
+    refused = cli("ask", "What is the weather in Lisbon tomorrow?", "--json").json()
+    assert refused["refused"] and refused["refusal_reason"] == "no_relevant_sources"
+    unknown = cli("ask", "refunds?", "--model", "gpt-9")
+    assert unknown.code == 2 and "known:" in unknown.stderr

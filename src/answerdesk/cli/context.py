@@ -9,6 +9,10 @@ from answerdesk.config import Settings, load_settings
 from answerdesk.embed.base import Embedder
 from answerdesk.embed.factory import build_embedder
 from answerdesk.errors import ConfigError
+from answerdesk.generate.models import ConfiguredModels
+from answerdesk.pipeline import AnswerPipeline
+from answerdesk.prompts.labels import PromptLabelStore
+from answerdesk.prompts.registry import TEMPLATES_DIR, PromptRegistry
 from answerdesk.retrieve.hybrid import HybridRetriever
 from answerdesk.retrieve.rerank import build_reranker
 from answerdesk.store.sqlite import SqliteIndex
@@ -47,6 +51,26 @@ class AppContext:
             rrf_k=r.rrf_k,
             vector_weight=r.vector_weight,
             candidates=r.candidates,
+        )
+
+    @cached_property
+    def prompts(self) -> PromptRegistry:
+        return PromptRegistry(TEMPLATES_DIR, store=PromptLabelStore(self.settings.store.path))
+
+    @cached_property
+    def models(self) -> ConfiguredModels:
+        return ConfiguredModels(self.settings.generation)
+
+    @cached_property
+    def pipeline(self) -> AnswerPipeline:
+        return AnswerPipeline(
+            self.retriever,
+            self.prompts,
+            self.models,
+            self.embedder,
+            self.settings.generation,
+            k=self.settings.retrieval.k,
+            vectors=self.store,
         )
 
     @property

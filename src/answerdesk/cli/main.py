@@ -18,7 +18,7 @@ import click
 import typer
 from rich.markup import escape
 
-from answerdesk.cli import ingest, kb, prompts, search
+from answerdesk.cli import ask, ingest, kb, prompts, search
 from answerdesk.cli.context import AppContext
 from answerdesk.cli.output import stderr
 from answerdesk.errors import (
@@ -58,6 +58,7 @@ def _root(
 
 app.command("ingest", help=ingest.HELP)(ingest.ingest_command)
 app.command("search", help=search.HELP)(search.search_command)
+app.command("ask", help=ask.HELP)(ask.ask_command)
 app.add_typer(kb.app, name="kb")
 app.add_typer(prompts.app, name="prompts")
 

@@ -82,15 +82,16 @@ def extract_answer(prompt: str, *, refusal: str, max_sentences: int = 3, min_cov
     """The answer text for a rendered prompt: cited quotes, or ``refusal`` when nothing covers the question."""
     question_match = _QUESTION.search(prompt)
     sources = [(int(n), body) for n, _title, body in _SOURCE.findall(prompt)]
+    titles = {int(n): title for n, title, _body in _SOURCE.findall(prompt)}
     if not question_match or not sources:
         return refusal
-    ranked = rank_sentences(question_match.group(1), sources)
+    ranked = rank_sentences(question_match.group(1), sources, titles=titles)
     if not ranked or ranked[0].score < min_coverage:
         return refusal
     best = ranked[0].score
     chosen: list[_Candidate] = []
     for candidate in ranked:
-        if len(chosen) == max_sentences or candidate.score < best * 0.5:
+        if len(chosen) == max_sentences or candidate.score < best * 0.6:
             break
         if any(_similar(candidate.text, c.text) for c in chosen):
             continue
@@ -99,7 +100,9 @@ def extract_answer(prompt: str, *, refusal: str, max_sentences: int = 3, min_cov
     return " ".join(_cited(c.text, c.source) for c in chosen)
 
 
-def rank_sentences(question: str, sources: list[tuple[int, str]]) -> list[_Candidate]:
+def rank_sentences(
+    question: str, sources: list[tuple[int, str]], *, titles: dict[int, str] | None = None
+) -> list[_Candidate]:
     """Sentences of ``sources`` (number, text) scored by idf-weighted coverage of ``question``, best first."""
     wanted = set(content_words(question))
     if not wanted:
@@ -115,12 +118,26 @@ def rank_sentences(question: str, sources: list[tuple[int, str]]) -> list[_Candi
     idf = {w: math.log(1 + total / (1 + sum(w in ws for ws in words))) for w in wanted}
     norm = sum(idf.values())
     order = {n: rank for rank, (n, _) in enumerate(sources)}
+    coverage = [sum(idf[w] for w in wanted & ws) / norm for ws in words]
+    # FAQ-style sources ask a question ("How long is a label valid?") and answer it in the next sentence
+    # ("14 days from creation."), which shares few words with the user's question: a question-sentence lends
+    # its match to the sentence after it and is never quoted itself.
+    for j in range(1, len(sentences)):
+        prev, cur = sentences[j - 1], sentences[j]
+        if prev[0] == cur[0] and prev[2].rstrip().endswith("?"):
+            coverage[j] = max(coverage[j], coverage[j - 1])
+    # A question word found only in the source's title ("... in the EU") still tells sources apart.
+    title_words = {n: set(content_words(t)) for n, t in (titles or {}).items()}
+    for j, ((n, _, _), ws) in enumerate(zip(sentences, words, strict=True)):
+        only_in_title = (wanted & title_words.get(n, set())) - ws
+        coverage[j] += 0.3 * sum(idf[w] for w in only_in_title) / norm
     candidates = []
-    for (n, i, text), ws in zip(sentences, words, strict=True):
-        if len(ws) < 3:  # headings and fragments say too little to quote alone
+    for (n, i, text), ws, cov in zip(sentences, words, coverage, strict=True):
+        if text.rstrip().endswith("?"):
             continue
-        coverage = sum(idf[w] for w in wanted & ws) / norm
-        candidates.append(_Candidate(n, i, text, coverage * (1.0 - 0.03 * order[n])))
+        if len(ws) < 3 and cov == 0:  # headings and fragments say too little to quote alone
+            continue
+        candidates.append(_Candidate(n, i, text, cov * (1.0 - 0.08 * order[n])))
     candidates.sort(key=lambda c: (-c.score, order[c.source], c.position))
     return candidates
 
