@@ -238,6 +238,11 @@ def answerdesk_ranking(retriever: HybridRetriever, query: str, mode: Mode) -> li
     return dedupe_ids(c.document_id for c in result.chunks)[:DEPTH]
 
 
+def ranker(retriever: HybridRetriever, mode: Mode) -> Callable[[str], list[str]]:
+    """``query -> document ids`` for :func:`evaluate`."""
+    return lambda query: answerdesk_ranking(retriever, query, mode)
+
+
 # -- metrics ----------------------------------------------------------------------------------
 
 
@@ -322,6 +327,14 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def scratch_dir(name: str) -> Path:
+    """An empty folder for this process's throwaway indexes (per process, so concurrent runs never collide)."""
+    path = CACHE_DIR / "tmp" / f"{name}-{os.getpid()}"
+    remove_tree(path)
+    path.mkdir(parents=True)
+    return path
+
+
 # -- output -----------------------------------------------------------------------------------
 
 
@@ -341,7 +354,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, digits: i
         padded = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
         return "| " + " | ".join(padded) + " |"
 
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2)) for w, num in zip(widths, numeric, strict=True))
+    rule = "|" + "|".join(
+        ("-" * (w + 1) + ":") if num else ("-" * (w + 2)) for w, num in zip(widths, numeric, strict=True)
+    )
     return "\n".join([line(headers), rule + "|", *(line(r) for r in cells)])
 
 

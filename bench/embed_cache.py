@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from answerdesk.embed.base import Embedder, TokenCounter, Vectors
-from common import CACHE_DIR, log
+from answerdesk.embed.local import LocalEmbedder
+from common import CACHE_DIR, MAX_SEQ_LENGTH, MODEL, log
 
 Compute = Callable[[list[str]], Vectors]
 #: Misses are embedded in groups this large (sorted by length, so batches pad little) and saved per group.
@@ -29,7 +30,7 @@ class EmbeddingCache:
     def __init__(self, path: Path = CACHE_DIR / "embeddings.sqlite") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._conn = sqlite3.connect(path)
+        self._conn = sqlite3.connect(path, timeout=120)  # other benchmark runs may be writing
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, dim INTEGER, vec BLOB)")
         self.hits = 0
@@ -49,7 +50,9 @@ class EmbeddingCache:
         for start in range(0, len(unique), 500):
             batch = unique[start : start + 500]
             marks = ",".join("?" * len(batch))
-            for key, _dim, blob in self._conn.execute(f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", batch):
+            for key, _dim, blob in self._conn.execute(
+                f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", batch
+            ):
                 found[key] = np.frombuffer(blob, dtype=np.float32)
         return [found.get(k) for k in keys]
 
@@ -117,3 +120,9 @@ class CachedEmbedder:
         """Embed whatever of ``texts`` is not cached yet, in one length-sorted pass."""
         if texts:
             self._cache.embed(self.model_key, texts, self._inner.embed_passages, label=label)
+
+
+def cached_local_embedder(cache: EmbeddingCache) -> CachedEmbedder:
+    """The packaged local model (as answerdesk runs it by default), its passage vectors cached."""
+    inner = LocalEmbedder(MODEL, batch_size=32, max_seq_length=MAX_SEQ_LENGTH)
+    return CachedEmbedder(inner, cache, max_seq_length=MAX_SEQ_LENGTH)

@@ -160,7 +160,7 @@ class GenerationSettings(_Model):
     prompt_label: str = "production"
     #: Best cosine similarity between the question and any retrieved chunk below which the answer is a
     #: refusal without a model call. Calibrated on the dev sets (see README, Performance).
-    relevance_threshold: float = Field(default=0.35, ge=-1.0, le=1.0)
+    relevance_threshold: float = Field(default=0.45, ge=-1.0, le=1.0)
     refusal: str = "I can't find this in the knowledge base."
     max_question_chars: int = Field(default=4000, ge=1)
     max_output_tokens: int = Field(default=400, ge=1)
