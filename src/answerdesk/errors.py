@@ -10,7 +10,9 @@
     ├── Unauthorized         caller: no valid identity
     ├── Forbidden            caller: identity lacks the right
     ├── StoreError           operator: the store is unreadable or its schema is behind
-    └── ProviderError        upstream: an embedder or model failed (status, retry_after)
+    ├── ProviderError        upstream: an embedder or model failed (status, retry_after)
+    ├── GuardrailBlocked     policy: a guard blocked the request (its findings say which rule)
+    └── GuardError           operator: a guard itself failed (the caller fails closed unless told otherwise)
 
 Third-party exceptions are wrapped at the boundary with ``raise ... from exc``.
 """
@@ -68,3 +70,19 @@ class ProviderError(AnswerdeskError):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+class GuardrailBlocked(AnswerdeskError):
+    """A guard's policy blocked the request. ``findings`` says which guard and rule, never the matched text."""
+
+    def __init__(self, message: str, *, findings: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.findings = findings
+
+
+class GuardError(AnswerdeskError):
+    """A guard could not run (a detector crashed, a regex timed out). Callers fail closed by default."""
+
+    def __init__(self, guard: str, message: str) -> None:
+        super().__init__(f"guard '{guard}' failed: {message}")
+        self.guard = guard

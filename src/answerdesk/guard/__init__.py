@@ -1,0 +1,1 @@
+"""Guardrails on the three places of the spine: the incoming question, the retrieved context, the outgoing answer."""
