@@ -199,68 +199,68 @@ def print_fusion(rows: Sequence[dict[str, Any]]) -> None:
     print_section(f"Fusion sweep at chunking {label_of(DEFAULT)}: hybrid, rewritten queries", table(headers, body))
 
 
+NOTES = [
+    "Document-level metrics: answerdesk returns 40 chunks, mapped to document ids and deduped "
+    "(first occurrence), cut at 10.",
+    "Combined rows are micro-averaged over the domains' queries.",
+    "Passage vectors come from bench/.cache/embeddings.sqlite (same model, same exact text); "
+    "query vectors are computed per query.",
+    "govt and cloud are the dev domains: these numbers choose the defaults, so they are tuned on.",
+]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    env = environment()
     names = ["govt"] if args.quick else [d.strip() for d in args.domains.split(",") if d.strip()]
     datasets = load_datasets(names)
     if args.quick:
         datasets = {n: shrink(d, queries=15, distractors=200) for n, d in datasets.items()}
     configs = [tuple(int(x) for x in pair.split(":")) for pair in args.configs.split(",") if pair.strip()]
-    if args.quick:
-        configs = configs[:2]
     cache = EmbeddingCache()
     embedder = cached_local_embedder(cache)
     workdir = scratch_dir("chunking")
-    results = []
     timings: dict[str, float] = {}
-    for size, overlap in configs:
-        chunking = chunking_for(size, overlap)
-        log(f"chunking {label_of(chunking)}")
-        t0 = time.perf_counter()
-        results.append(run_config(datasets, embedder, chunking, workdir))
-        timings[label_of(chunking)] = time.perf_counter() - t0
-        for db in workdir.iterdir():
-            db.unlink()
-    print_configs(results, list(datasets))
-    best_chunking = best_by_ndcg(results, lambda r: r["combined"]["hybrid"])
-    print(f"\nBest chunking by hybrid nDCG@10: {_config_label(best_chunking)}")
-    fusion: list[dict[str, Any]] = []
-    best_fusion = None
-    if not args.skip_fusion:
-        log("fusion sweep")
-        t0 = time.perf_counter()
-        fusion = run_fusion(datasets, embedder, workdir)
-        timings["fusion"] = time.perf_counter() - t0
-        print_fusion(fusion)
-        best_fusion = best_by_ndcg(fusion, lambda r: r["rewritten"])
-        print(f"\nBest fusion by hybrid nDCG@10 (rewritten): {fusion_label(best_fusion)}")
-    remove_tree(workdir)
-    output = {
+    output: dict[str, Any] = {
         "benchmark": "chunking",
+        "complete": False,
         "quick": args.quick,
         "domains": list(datasets),
         "queries": {n: len(d.queries) for n, d in datasets.items()},
         "query_kind": "rewritten (fusion sweep: rewritten and last-turn)",
-        "notes": [
-            "Document-level metrics: answerdesk returns 40 chunks, mapped to document ids and deduped "
-            "(first occurrence), cut at 10.",
-            "Combined rows are micro-averaged over the domains' queries.",
-            "Passage vectors come from bench/.cache/embeddings.sqlite (same model, same exact text); "
-            "query vectors are computed per query.",
-            "govt and cloud are the dev domains: these numbers choose the defaults, so they are tuned on.",
-        ],
-        "environment": env,
-        "configs": results,
-        "best_chunking": best_chunking["chunking"],
-        "fusion": fusion,
-        "best_fusion": best_fusion,
-        "cache": {"hits": cache.hits, "misses": cache.misses},
-        "seconds": {**timings, "total": time.perf_counter() - started},
+        "notes": NOTES,
+        "environment": environment(),
+        "configs": [],
+        "fusion": [],
+        "seconds": timings,
     }
+    for size, overlap in configs[:2] if args.quick else configs:
+        chunking = chunking_for(size, overlap)
+        log(f"chunking {label_of(chunking)}")
+        t0 = time.perf_counter()
+        output["configs"].append(run_config(datasets, embedder, chunking, workdir))
+        timings[label_of(chunking)] = time.perf_counter() - t0
+        for db in workdir.iterdir():
+            db.unlink()
+        write_json(args.out, clean_nans(output))  # partial results survive an interrupted run
+    if output["configs"]:
+        print_configs(output["configs"], list(datasets))
+        best = best_by_ndcg(output["configs"], lambda r: r["combined"]["hybrid"])
+        output["best_chunking"] = best["chunking"]
+        print(f"\nBest chunking by hybrid nDCG@10: {_config_label(best)}")
+    if not args.skip_fusion:
+        log("fusion sweep")
+        t0 = time.perf_counter()
+        output["fusion"] = run_fusion(datasets, embedder, workdir)
+        timings["fusion"] = time.perf_counter() - t0
+        print_fusion(output["fusion"])
+        output["best_fusion"] = best_by_ndcg(output["fusion"], lambda r: r["rewritten"])
+        print(f"\nBest fusion by hybrid nDCG@10 (rewritten): {fusion_label(output['best_fusion'])}")
+    remove_tree(workdir)
+    timings["total"] = time.perf_counter() - started
+    output.update(complete=True, cache={"hits": cache.hits, "misses": cache.misses})
     write_json(args.out, clean_nans(output))
-    log(f"done in {(time.perf_counter() - started) / 60:.1f} min")
+    log(f"done in {timings['total'] / 60:.1f} min")
     return 0
 
 

@@ -9,7 +9,7 @@ decides to fail closed (the default) or open, and records that it did.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Stage = Literal["input", "context", "output"]
