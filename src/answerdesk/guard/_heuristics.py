@@ -4,8 +4,8 @@
 The rules catch the phrasings that every attack family shares (override the instructions, take on an
 unrestricted persona, reveal the system prompt) with few words and no training; the classifier catches the
 rest. A rule fires with a fixed score (:data:`RULE_SCORE`), above any sensible threshold: the rules are kept
-narrow so that support questions ("ignore my last order", "show me the instructions for the router") do not
-match. Encoded payloads (base64, hex, rot13) are decoded so that both the rules and the classifier can look at
+narrow so that support questions ("ignore my last order", "disregard the above message", "tell me the
+password requirements", "show me the instructions for the router") do not match. Encoded payloads (base64, hex, rot13) are decoded so that both the rules and the classifier can look at
 what they hide.
 """
 
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 RULE_SCORE = 0.99
 _PREV = r"(?:all |any |the |your |these |those )*(?:previous|prior|preceding|above|earlier|former|original|initial|system|developer|safety|existing)"
-_RULES_WORD = r"(?:instructions?|rules?|prompts?|directions?|directives?|guidelines?|commands?|constraints?|restrictions?|guardrails?|polic(?:y|ies)|programming|context|messages?|text)"
+_RULES_WORD = r"(?:instructions?|rules?|prompts?|directions?|directives?|guidelines?|commands?|constraints?|restrictions?|guardrails?|polic(?:y|ies)|programming)"
 _REVEAL = r"(?:reveal|print|show|display|repeat|output|leak|dump|tell me|give me|write out|spell out|recite|disclose|paste|echo|share)"
-_SECRET = r"(?:system prompt|initial prompt|hidden prompt|original prompt|pre-?prompt|system message|initial instructions|hidden instructions|secret instructions|original instructions|developer message|access code|password|secret key)"
+_SECRET = r"(?:system prompt|initial prompt|hidden prompt|original prompt|pre-?prompt|system message|initial instructions|hidden instructions|secret instructions|original instructions|developer message)"
 
 #: (rule id, pattern) over the normalized text. Rule ids are stable: they land in findings and the audit log.
 RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(

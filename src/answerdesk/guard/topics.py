@@ -34,7 +34,7 @@ from answerdesk.guard.normalize import normalize_for_matching
 #: (see the README for the detection rate it gives on the validation split). Another embedder needs its own.
 DEFAULT_TOPIC_THRESHOLD = 0.5
 #: Added to a topic's score when one of its keywords appears in the text.
-KEYWORD_HINT = 0.1
+KEYWORD_HINT = 0.15
 
 
 class DeniedTopic(BaseModel):

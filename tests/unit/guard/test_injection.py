@@ -24,6 +24,10 @@ SUPPORT = [
     "Ignore my last message, I found the tracking number.",
     "Can you show me the instructions for setting up the router?",
     "I was charged twice for the same order, can I get a refund?",
+    "Can you tell me the password requirements for my account?",
+    "Please give me the access code for my parcel locker.",
+    "Disregard the above message, I found the parcel.",
+    "Forget the previous address, ship it to my office instead.",
 ]
 
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from answerdesk.embed.base import Vectors
 from answerdesk.embed.fake import FakeEmbedder
 from answerdesk.errors import GuardError, ProviderError
-from answerdesk.guard.topics import DeniedTopic, DeniedTopicsGuard
+from answerdesk.guard.topics import KEYWORD_HINT, DeniedTopic, DeniedTopicsGuard
 
 INVESTING = DeniedTopic(
     name="investment-advice",
@@ -48,7 +48,7 @@ def test_a_keyword_hint_tips_a_borderline_text_over(embedder: FakeEmbedder) -> N
     (without,) = guard.scores(plain)
     (with_hint,) = guard.scores(hinted)
     assert without.keyword is None and with_hint.keyword == "stock tips"
-    assert with_hint.score == pytest.approx(with_hint.similarity + 0.1)
+    assert with_hint.score == pytest.approx(with_hint.similarity + KEYWORD_HINT)
     # ... also when the keyword is disguised with look-alike letters
     (disguised,) = guard.scores("Any good ѕtосk tірѕ for this month?")
     assert disguised.keyword == "stock tips"
