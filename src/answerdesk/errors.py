@@ -11,6 +11,8 @@
     ├── Forbidden            caller: identity lacks the right
     ├── StoreError           operator: the store is unreadable or its schema is behind
     ├── ProviderError        upstream: an embedder or model failed (status, retry_after)
+    ├── RateLimited          caller: over a request or token rate (retry_after; 429 on the wire)
+    │   └── BudgetExceeded   caller: a spend budget of the tenant or a cost tag is used up
     ├── GuardrailBlocked     policy: a guard blocked the request (its findings say which rule)
     └── GuardError           operator: a guard itself failed (the caller fails closed unless told otherwise)
 
@@ -70,6 +72,20 @@ class ProviderError(AnswerdeskError):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+class RateLimited(AnswerdeskError):
+    """The caller is over a rate limit. ``limit`` names it (e.g. ``key:requests_per_minute``); ``retry_after``
+    is in seconds until a request would be admitted again."""
+
+    def __init__(self, message: str, *, limit: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class BudgetExceeded(RateLimited):
+    """A spend budget (per tenant or per cost tag, daily or monthly) is used up until its window resets."""
 
 
 class GuardrailBlocked(AnswerdeskError):
