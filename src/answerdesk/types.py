@@ -176,17 +176,20 @@ class StoredDocument:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens a model call consumed; ``estimated`` when counted by a tokenizer rather than reported."""
+    """Tokens a model call consumed; ``estimated`` when counted by a tokenizer rather than reported.
+    ``cached_input_tokens`` is the part of ``input_tokens`` served from a prompt cache (when the provider says)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     estimated: bool = False
+    cached_input_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.estimated or other.estimated,
+            self.cached_input_tokens + other.cached_input_tokens,
         )
 
 

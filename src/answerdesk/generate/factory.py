@@ -6,7 +6,7 @@ from answerdesk.config import GenerationSettings, ModelSettings
 from answerdesk.errors import ConfigError
 from answerdesk.generate.base import LLM
 
-KNOWN_KINDS = ("extractive", "openai_compat", "bedrock", "fake")
+KNOWN_KINDS = ("extractive", "llamacpp", "openai_compat", "bedrock", "fake")
 
 
 def build_llm(name: str, settings: ModelSettings, *, generation: GenerationSettings) -> LLM:
@@ -15,6 +15,10 @@ def build_llm(name: str, settings: ModelSettings, *, generation: GenerationSetti
         from answerdesk.generate.extractive import ExtractiveLLM
 
         return ExtractiveLLM(refusal=generation.refusal)
+    if settings.kind == "llamacpp":
+        from answerdesk.generate.llamacpp import LlamaCppLLM
+
+        return LlamaCppLLM.from_settings(settings)
     if settings.kind == "openai_compat":
         from answerdesk.generate.openai_compat import OpenAICompatLLM
 
