@@ -259,6 +259,10 @@ class AnswerPipeline:
         question = question.strip()
         if not question:
             raise InputError("the question is empty")
+        try:  # lone surrogates: undecodable bytes from a terminal, or \udcxx escapes in JSON
+            question.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(f"the question is not valid UTF-8 (at character {exc.start})") from exc
         limit = self._settings.max_question_chars
         if len(question) > limit:
             raise InputError(f"the question is {len(question)} characters; the limit is {limit}")

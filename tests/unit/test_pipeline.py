@@ -105,7 +105,10 @@ async def test_every_model_failing_is_an_error_not_a_hang(store: SqliteIndex) ->
         await pipeline(store, OneModel(dead)).answer("annual refund", principal=WHO)
 
 
-@pytest.mark.parametrize(("question", "message"), [("   ", "empty"), ("x" * 100_000, "limit")])
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [("   ", "empty"), ("x" * 100_000, "limit"), ("refund \udcff annual", "not valid UTF-8 \\(at character 7\\)")],
+)
 async def test_bad_questions(store: SqliteIndex, question: str, message: str) -> None:
     with pytest.raises(InputError, match=message):
         await pipeline(store, ConfiguredModels(SETTINGS)).answer(question, principal=WHO)
