@@ -182,6 +182,61 @@ class GenerationSettings(_Model):
     router: RouterSettings = RouterSettings()
 
 
+class ServeSettings(_Model):
+    """The HTTP service (``answerdesk serve``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    #: Larger request bodies are refused with 413 before they are read in full.
+    max_body_kb: int = Field(default=256, ge=1)
+    #: The limit for document uploads (``POST /v1/documents``), per request.
+    max_upload_mb: float = Field(default=20, gt=0)
+    #: Seconds one request may take end to end (a stream included); then it ends with a 504 or an error event.
+    request_timeout_s: float = Field(default=120, gt=0)
+    #: Seconds a shutdown waits for in-flight requests and streams to finish.
+    shutdown_grace_s: float = Field(default=30, ge=0)
+
+
+class JwtSettings(_Model):
+    """Bearer tokens from an OIDC provider (e.g. Amazon Cognito), checked against its JWKS.
+
+    Claims map to the principal: ``tenant_claim`` gives the tenant, ``roles_claim`` the roles (a list, or a
+    space/comma separated string; values outside answerdesk's roles are ignored), ``scopes_claim`` the
+    compliance scopes. ``role_map`` renames provider groups to answerdesk roles (``{support-leads: reviewer}``).
+    """
+
+    jwks_url: str
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: tuple[str, ...] = ("RS256",)
+    subject_claim: str = "sub"
+    tenant_claim: str = "custom:tenant"
+    roles_claim: str = "cognito:groups"
+    scopes_claim: str | None = None
+    role_map: dict[str, str] = Field(default_factory=dict)
+    leeway_s: float = Field(default=30, ge=0)
+    #: Seconds the fetched key set is reused before it is fetched again.
+    jwks_cache_s: int = Field(default=300, ge=0)
+
+
+class AuthSettings(_Model):
+    """Who may call the service.
+
+    ``mode: required`` (default): every call but ``/healthz`` and ``/readyz`` needs an API key
+    (``Authorization: Bearer ak_...`` or ``X-API-Key``) or, with ``jwt`` set, an OIDC token.
+    ``mode: local``: calls without credentials act as the local principal below; for trying answerdesk on one
+    machine only: the service refuses to start with it on a non-loopback address and refuses remote clients.
+    """
+
+    mode: Literal["required", "local"] = "required"
+    jwt: JwtSettings | None = None
+    local_tenant: str | None = None
+    local_roles: tuple[str, ...] = ("agent", "reviewer", "admin", "ingest")
+    #: Serve ``/metrics`` without credentials (for a scraper inside a private network).
+    public_metrics: bool = False
+
+
 class Settings(_Model):
     store: StoreSettings = StoreSettings()
     embedder: EmbedderSettings = EmbedderSettings()
@@ -191,6 +246,8 @@ class Settings(_Model):
     rerank: RerankSettings = RerankSettings()
     identity: IdentitySettings = IdentitySettings()
     generation: GenerationSettings = GenerationSettings()
+    serve: ServeSettings = ServeSettings()
+    auth: AuthSettings = AuthSettings()
 
 
 def load_settings(

@@ -1,0 +1,110 @@
+"""``answerdesk serve``: the HTTP service under uvicorn, wired from the same settings as the command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+
+from answerdesk.cli.context import AppContext
+from answerdesk.cli.output import stderr
+from answerdesk.errors import ConfigError
+from answerdesk.ingest.indexer import Ingestor
+from answerdesk.security.auth import Authenticator, ChainAuthenticator
+from answerdesk.security.jwt import JwtAuthenticator
+from answerdesk.security.keys import SqliteKeyStore
+from answerdesk.serve.app import Services, create_app
+from answerdesk.serve.auth import is_loopback
+from answerdesk.serve.base import NoHooks, RequestHooks
+from answerdesk.serve.state import ServiceState
+
+HELP = """Serve the HTTP API: answers (JSON and SSE), the OpenAI-compatible endpoint, documents, search,
+feedback, health and metrics. OpenAPI docs at /docs.
+
+Callers authenticate with an API key (answerdesk keys create) or an OIDC token (auth.jwt). With
+auth.mode: local, loopback callers need no key; that mode only binds to a loopback address.
+"""
+
+log = logging.getLogger("answerdesk.serve")
+
+
+def build_hooks(app: AppContext) -> RequestHooks:
+    """The request hooks of this process (rate limits, budgets, lineage, metrics plug in here)."""
+    return NoHooks()
+
+
+def build_services(app: AppContext) -> Services:
+    settings = app.settings
+    authenticators: list[Authenticator] = [SqliteKeyStore(settings.store.path)]
+    if settings.auth.jwt is not None:
+        authenticators.append(JwtAuthenticator(settings.auth.jwt))
+    ingestor = Ingestor(
+        app.store,
+        app.embedder,
+        settings.chunking,
+        batch_chunks=settings.ingest.batch_chunks,
+        max_file_bytes=int(settings.ingest.max_file_mb * 1024 * 1024),
+    )
+    models = [m for m in settings.generation.models if m not in settings.generation.routes]
+    return Services(
+        pipeline=app.pipeline,
+        retriever=app.retriever,
+        documents=app.store,
+        ingestor=ingestor,
+        state=ServiceState(settings.store.path),
+        authenticator=ChainAuthenticator(authenticators),
+        hooks=build_hooks(app),
+        routes=(*settings.generation.routes, *models),
+    )
+
+
+def make_app() -> FastAPI:
+    """The app of one worker process (uvicorn's factory): settings from ``$ANSWERDESK_CONFIG`` and the env."""
+    app = AppContext(None)
+    # Load the embedding model now, not on the first caller's request.
+    app.embedder.embed_queries(["warm up"])
+    return create_app(app.settings, services=build_services(app))
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default: serve.host).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port (default: serve.port).")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, max=64, help="Worker processes (default: serve.workers).")
+    ] = None,
+) -> None:
+    app: AppContext = ctx.obj
+    settings = app.settings
+    host = host or settings.serve.host
+    port = settings.serve.port if port is None else port
+    workers = workers or settings.serve.workers
+    if settings.auth.mode == "local" and not is_loopback(host):
+        raise ConfigError(
+            f"auth.mode local lets callers in without a key and only binds to a loopback address, not '{host}'; "
+            "create keys with 'answerdesk keys create' and set auth.mode: required"
+        )
+    config_file = ctx.find_root().params.get("config")
+    if config_file is not None:
+        # Worker processes build their own app from the same file.
+        os.environ["ANSWERDESK_CONFIG"] = str(Path(config_file).resolve())
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    stale = ServiceState(settings.store.path).fail_unfinished_jobs("the service stopped before the job finished")
+    if stale:
+        log.warning("%d ingestion job(s) left unfinished by an earlier run were marked failed", stale)
+    stderr.print(f"answerdesk serving on http://{host}:{port} (docs at /docs, auth {settings.auth.mode})")
+    uvicorn.run(
+        "answerdesk.cli.serve:make_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_graceful_shutdown=int(settings.serve.shutdown_grace_s),
+        log_level="info",
+        access_log=False,
+    )

@@ -1,0 +1,131 @@
+"""One answering request from admission to its recorded outcome, shared by ``/v1/answers`` and the
+OpenAI-compatible endpoint (which differ only in how events are encoded).
+
+The request hooks' ``before`` runs first (a refusal there is the response); ``after`` runs exactly once,
+with ``ok``, ``error`` or ``aborted`` (the client went away mid-stream; the pipeline is cancelled and its
+resources freed). The time limit applies to each wait on the pipeline, so a stream ends with an ``error``
+event rather than hanging once ``serve.request_timeout_s`` has passed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+
+from answerdesk.pipeline import AnswerEvent, AnswerPipeline
+from answerdesk.serve.base import ADMIT, Admission, RequestHooks, RequestInfo, RequestResult
+from answerdesk.serve.problems import Problem, log, problem_for
+from answerdesk.types import Answer, FilterClause, Message, Principal
+
+
+@dataclass(slots=True)
+class AnswerCall:
+    pipeline: AnswerPipeline
+    hooks: RequestHooks
+    principal: Principal
+    info: RequestInfo
+    timeout_s: float
+    history: Sequence[Message] = ()
+    filters: Sequence[FilterClause] = ()
+    prompt_version: int | None = None
+    admission: Admission = field(default=ADMIT)
+    _recorded: bool = False
+
+    async def admit(self) -> Admission:
+        """Ask the hooks; raises their refusal (e.g. ``RateLimited``), which is then the response."""
+        self.admission = await self.hooks.before(self.principal, self.info)
+        return self.admission
+
+    @property
+    def route(self) -> str | None:
+        return self.admission.route or self.info.route
+
+    def _events(self) -> AsyncIterator[AnswerEvent]:
+        return self.pipeline.stream(
+            self.info.question,
+            principal=self.principal,
+            history=self.history,
+            filters=self.filters,
+            route=self.route,
+            prompt_version=self.prompt_version,
+            request_id=self.info.request_id,
+        )
+
+    async def answer(self) -> Answer:
+        """The finished answer (non-streaming). Errors are recorded, then raised for problems.py."""
+        try:
+            with anyio.fail_after(self.timeout_s):
+                answer = await self.pipeline.answer(
+                    self.info.question,
+                    principal=self.principal,
+                    history=self.history,
+                    filters=self.filters,
+                    route=self.route,
+                    prompt_version=self.prompt_version,
+                    request_id=self.info.request_id,
+                )
+        except Exception as exc:
+            await self._record(RequestResult("error", problem_for(exc).status, self._elapsed(), error=exc))
+            raise
+        except BaseException:
+            await self._record(RequestResult("aborted", 499, self._elapsed()))
+            raise
+        await self._record(RequestResult("ok", 200, self._elapsed(), answer=answer, flags=self.admission.flags))
+        return answer
+
+    async def stream(
+        self,
+        encode: Callable[[AnswerEvent], bytes | None],
+        encode_error: Callable[[Problem], bytes],
+        *,
+        trailer: bytes = b"",
+    ) -> AsyncIterator[bytes]:
+        """Encoded events, then ``trailer``; a failure becomes one encoded error and ends the stream."""
+        deadline = self.info.started + self.timeout_s
+        events = self._events()
+        streamed: list[str] = []
+        result: RequestResult | None = None
+        answer: Answer | None = None
+        try:
+            while True:
+                try:
+                    with anyio.fail_after(max(deadline - time.perf_counter(), 0.0)):
+                        event = await anext(events)
+                except StopAsyncIteration:
+                    break
+                if event.kind == "delta":
+                    streamed.append(event.text)
+                answer = event.answer or answer
+                chunk = encode(event)
+                if chunk:
+                    yield chunk
+            result = RequestResult("ok", 200, self._elapsed(), answer=answer, flags=self.admission.flags)
+        except Exception as exc:
+            problem = problem_for(exc)
+            result = RequestResult("error", problem.status, self._elapsed(), error=exc, partial_text="".join(streamed))
+            if problem.status >= 500:
+                log.warning("stream %s failed: %s: %s", self.info.request_id, type(exc).__name__, exc)
+            yield encode_error(problem)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await events.aclose()  # type: ignore[attr-defined]
+                await self._record(
+                    result or RequestResult("aborted", 499, self._elapsed(), partial_text="".join(streamed))
+                )
+        if trailer:
+            yield trailer
+
+    async def _record(self, result: RequestResult) -> None:
+        if self._recorded:
+            return
+        self._recorded = True
+        try:
+            await self.hooks.after(self.principal, self.info, result)
+        except Exception:
+            log.exception("a request hook failed recording %s", self.info.request_id)
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.info.started

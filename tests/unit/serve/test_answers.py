@@ -1,0 +1,102 @@
+"""``POST /v1/answers``: JSON and SSE answers, hooks around them, and errors as problem+json."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from answerdesk.errors import BudgetExceeded, ProviderError
+from answerdesk.generate.fake import FakeLLM
+from answerdesk.serve.base import Admission
+from tests.unit.serve.conftest import Service, build_service, parse_sse
+
+
+async def test_json_answer_carries_citations_and_provenance(client: httpx.AsyncClient, service: Service) -> None:
+    r = await client.post(
+        "/v1/answers",
+        json={"question": "how are annual plans refunded?", "tags": {"cost_centre": "eu"}},
+        headers={**service.headers("agent"), "X-Request-ID": "req-123"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert r.headers["x-request-id"] == "req-123" and body["request_id"] == "req-123"
+    assert "30 days" in body["text"] and not body["refused"]
+    assert body["citations"][0]["document_id"] == "refunds"
+    assert {"title", "source", "url", "snippet", "chunk_id", "number"} <= set(body["citations"][0])
+    assert body["prompt_name"] == "answer" and body["prompt_version"] == 1
+    assert body["route"] == "default" and body["model"] == "fake"
+    assert body["usage"]["output_tokens"] > 0 and "cost_usd" in body and "review_status" in body
+    assert "question" not in body and "sources" not in body
+    principal, info, result = service.hooks.after_calls[-1]
+    assert principal.tenant == "acme" and info.tags == {"cost_centre": "eu"} and info.endpoint == "answers"
+    assert result.outcome == "ok" and result.answer is not None and result.answer.request_id == "req-123"
+
+
+async def test_sse_stream_sends_typed_events_in_order(client: httpx.AsyncClient, service: Service) -> None:
+    r = await client.post(
+        "/v1/answers", json={"question": "annual plan refund", "stream": True}, headers=service.headers()
+    )
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(r.text)
+    names = [name for name, _ in events]
+    assert names[0] == "meta" and names[-1] == "done" and "delta" in names and "citation" in names
+    streamed = "".join(json.loads(d)["text"] for n, d in events if n == "delta")
+    done = json.loads(events[-1][1])
+    assert streamed.startswith("Annual plans") and done["text"] == streamed
+    assert json.loads(events[0][1])["request_id"] == done["request_id"]
+    assert service.hooks.after_calls[-1][2].outcome == "ok"
+
+
+async def test_tenant_documents_reach_only_their_tenant(client: httpx.AsyncClient, service: Service) -> None:
+    acme = await client.get("/v1/search", params={"q": "priority tickets hours"}, headers=service.headers())
+    globex = await client.get("/v1/search", params={"q": "priority tickets hours"}, headers=service.headers("globex"))
+    assert "acme-sla" in [p["document_id"] for p in acme.json()["results"]]
+    assert "acme-sla" not in [p["document_id"] for p in globex.json()["results"]]
+
+
+async def test_a_tenant_filter_cannot_widen_access(client: httpx.AsyncClient, service: Service) -> None:
+    r = await client.post(
+        "/v1/answers", json={"question": "refund", "filters": ["tenant=acme"]}, headers=service.headers("globex")
+    )
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert "tenant" in r.json()["detail"]
+
+
+async def test_unknown_route_is_a_problem_listing_the_known_ones(client: httpx.AsyncClient, service: Service) -> None:
+    r = await client.post("/v1/answers", json={"question": "refund", "model": "gpt-9"}, headers=service.headers())
+    assert r.status_code == 422
+    problem = r.json()
+    assert problem["type"] == "urn:answerdesk:problem:invalid-input" and "known: default" in problem["detail"]
+    assert problem["status"] == 422 and problem["instance"] == "/v1/answers" and problem["request_id"]
+    assert service.hooks.after_calls[-1][2].outcome == "error"
+
+
+async def test_a_budget_refusal_is_429_with_retry_after(client: httpx.AsyncClient, service: Service) -> None:
+    service.hooks.refuse = BudgetExceeded("tenant acme spent its daily budget", limit="tenant:daily", retry_after=61.2)
+    r = await client.post("/v1/answers", json={"question": "refund"}, headers=service.headers())
+    assert r.status_code == 429 and r.headers["retry-after"] == "62"
+    assert r.json()["limit"] == "tenant:daily" and r.json()["retry_after"] == 62
+    assert service.hooks.after_calls == []  # refused before admission: nothing to record
+
+
+async def test_a_hook_can_downgrade_the_route(client: httpx.AsyncClient, service: Service) -> None:
+    service.hooks.admission = Admission(route="cheap", headers={"X-Budget-Downgrade": "cheap"}, flags=("downgrade",))
+    r = await client.post("/v1/answers", json={"question": "refund annual"}, headers=service.headers())
+    assert r.json()["route"] == "cheap" and r.json()["model"] == "cheap-model"
+    assert r.headers["x-budget-downgrade"] == "cheap"
+    assert service.hooks.after_calls[-1][2].flags == ("downgrade",)
+
+
+async def test_an_upstream_outage_is_503_with_retry_after(tmp_path: object) -> None:
+    dead = FakeLLM([ProviderError("upstream overloaded", status=529, retry_after=4)])
+    svc = build_service(tmp_path, llms={"default": dead})  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=svc.app, raise_app_exceptions=False)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/v1/answers", json={"question": "annual refund"}, headers=svc.headers())
+        assert r.status_code == 503 and r.headers["retry-after"] == "4"
+        s = await c.post("/v1/answers", json={"question": "annual refund", "stream": True}, headers=svc.headers())
+    events = parse_sse(s.text)
+    assert events[0][0] == "meta" and events[-1][0] == "error"
+    assert json.loads(events[-1][1])["status"] == 503
+    assert svc.hooks.after_calls[-1][2].outcome == "error"
