@@ -116,6 +116,9 @@ class ResilienceSettings(_Model):
     backoff_max_s: float = Field(default=8.0, ge=0)
     #: Seconds the whole answer (retries and fallbacks included) may take.
     deadline_s: float = Field(default=60.0, gt=0)
+    #: Seconds before the deadline at which every model but the last of a chain is given up, so that a model
+    #: that hangs still leaves the last one (often the extractive answerer) time to answer.
+    fallback_reserve_s: float = Field(default=5.0, ge=0)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, ge=0)
 

@@ -90,7 +90,7 @@ def resilient_chain(llms: Sequence[LLM], settings: ResilienceSettings, *, record
         )
         for llm in llms
     ]
-    return FallbackLLM(retrying, record=record)
+    return FallbackLLM(retrying, record=record, reserve_s=settings.fallback_reserve_s)
 
 
 class _Wrapper:
@@ -249,17 +249,24 @@ class RetryingLLM(_Wrapper):
 class FallbackLLM:
     """Tries each model of ``chain`` in order until one answers; stops early once the request's deadline passes.
 
-    A stream that breaks after sending text continues with the next model by the policy in the module
-    docstring. Raises a :class:`ProviderError` naming every failure (status and ``retry_after`` of the last)
-    when no model answers.
+    Every model but the last must finish ``reserve_s`` before the deadline (at most half the time left), so
+    that one that hangs leaves the last link time to answer. A stream that breaks after sending text
+    continues with the next model by the policy in the module docstring. Raises a :class:`ProviderError`
+    naming every failure (status and ``retry_after`` of the last) when no model answers.
     """
 
     def __init__(
-        self, chain: Sequence[LLM], *, record: CallRecord | None = None, clock: Clock = time.monotonic
+        self,
+        chain: Sequence[LLM],
+        *,
+        record: CallRecord | None = None,
+        reserve_s: float = 0.0,
+        clock: Clock = time.monotonic,
     ) -> None:
         if not chain:
             raise ConfigError("a fallback chain needs at least one model")
         self.chain = tuple(chain)
+        self._reserve_s = reserve_s
         self.record = record if record is not None else CallRecord()
         self._clock = clock
         # Members that already write attempts and errors into our record.
@@ -284,7 +291,7 @@ class FallbackLLM:
             if index and not self._move_on(request, llm):
                 break
             try:
-                result = await llm.complete(request)
+                result = await llm.complete(self._for_member(request, index))
             except ProviderError as exc:
                 self._note_failure(index, exc)
                 failures.append((llm, exc))
@@ -315,7 +322,7 @@ class FallbackLLM:
         held = _Splicer(state.answer)
         produced = ""
         announce = bool(state.answer)
-        events = aiter(llm.stream(request))
+        events = aiter(llm.stream(self._for_member(request, index)))
         try:
             async for event in events:
                 if announce:  # once the model streams, so that one skipped at once is never announced
@@ -344,6 +351,13 @@ class FallbackLLM:
             raise
         finally:
             await _aclose(events)
+
+    def _for_member(self, request: CompletionRequest, index: int) -> CompletionRequest:
+        """The request as chain member ``index`` gets it: all but the last end ``reserve_s`` early."""
+        if request.deadline is None or not self._reserve_s or index == len(self.chain) - 1:
+            return request
+        left = request.deadline - self._clock()
+        return replace(request, deadline=request.deadline - min(self._reserve_s, max(left, 0.0) / 2))
 
     def _move_on(self, request: CompletionRequest, llm: LLM) -> bool:
         """Whether there is time to try ``llm``; records the fallback when there is."""

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from answerdesk.config import ResilienceSettings
 from answerdesk.errors import InputError, ProviderError
 from answerdesk.generate.base import LLM, CallRecord, CompletionRequest, StreamEvent
 from answerdesk.generate.fake import FakeLLM, Reply
@@ -23,6 +24,7 @@ from answerdesk.generate.resilience import (
     RetryingLLM,
     backoff_wait,
     check_max_tokens,
+    resilient_chain,
     splice,
 )
 from answerdesk.types import Message, Usage
@@ -592,3 +594,22 @@ def test_a_prompt_that_leaves_no_room_for_the_answer_is_refused_with_the_numbers
     message = str(caught.value)
     assert all(number in message for number in ("80", "30", "110", "100"))
     assert check_max_tokens(request, llm, lambda messages: 70) == 70
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_a_hanging_model_leaves_the_last_link_time_to_answer(streaming: bool) -> None:
+    record = CallRecord()
+    hanging = FakeLLM([ANSWER], delay_s=30.0)
+    backup = FakeLLM(["Refunds take 5 days [1]."], model="backup")
+    chain = resilient_chain([hanging, backup], ResilienceSettings(fallback_reserve_s=5.0), record=record)
+    request = make_request(deadline=time.monotonic() + 1.0, timeout_s=1.0)
+    started = time.monotonic()
+    if streaming:
+        text = "".join([e.text async for e in chain.stream(request) if e.kind == "delta"])
+    else:
+        text = (await chain.complete(request)).text
+    assert text == "Refunds take 5 days [1]."
+    # The hanging model got half of the second (less than the 5 s reserve was left); the backup the rest.
+    assert 0.45 < time.monotonic() - started < 1.0
+    assert record.fallbacks == ["backup"]
+    assert record.errors and record.errors[0].startswith("fake:fake: no status:")  # the time-out, recorded
