@@ -5,23 +5,19 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from fastapi import FastAPI
 
 from answerdesk.cli.context import AppContext
 from answerdesk.cli.output import stderr
 from answerdesk.errors import ConfigError
-from answerdesk.ingest.indexer import Ingestor
-from answerdesk.security.auth import Authenticator, ChainAuthenticator
-from answerdesk.security.jwt import JwtAuthenticator
-from answerdesk.security.keys import SqliteKeyStore
-from answerdesk.serve.app import Services, create_app
-from answerdesk.serve.auth import is_loopback
-from answerdesk.serve.base import NoHooks, RequestHooks
-from answerdesk.serve.state import ServiceState
+
+if TYPE_CHECKING:  # the web stack loads only for ``serve``, not for every command
+    from fastapi import FastAPI
+
+    from answerdesk.serve.app import Services
+    from answerdesk.serve.base import RequestHooks
 
 HELP = """Serve the HTTP API: answers (JSON and SSE), the OpenAI-compatible endpoint, documents, search,
 feedback, health and metrics. OpenAPI docs at /docs.
@@ -35,10 +31,19 @@ log = logging.getLogger("answerdesk.serve")
 
 def build_hooks(app: AppContext) -> RequestHooks:
     """The request hooks of this process (rate limits, budgets, lineage, metrics plug in here)."""
+    from answerdesk.serve.base import NoHooks
+
     return NoHooks()
 
 
 def build_services(app: AppContext) -> Services:
+    from answerdesk.ingest.indexer import Ingestor
+    from answerdesk.security.auth import Authenticator, ChainAuthenticator
+    from answerdesk.security.jwt import JwtAuthenticator
+    from answerdesk.security.keys import SqliteKeyStore
+    from answerdesk.serve.app import Services
+    from answerdesk.serve.state import ServiceState
+
     settings = app.settings
     authenticators: list[Authenticator] = [SqliteKeyStore(settings.store.path)]
     if settings.auth.jwt is not None:
@@ -65,6 +70,8 @@ def build_services(app: AppContext) -> Services:
 
 def make_app() -> FastAPI:
     """The app of one worker process (uvicorn's factory): settings from ``$ANSWERDESK_CONFIG`` and the env."""
+    from answerdesk.serve.app import create_app
+
     app = AppContext(None)
     # Load the embedding model now, not on the first caller's request.
     app.embedder.embed_queries(["warm up"])
@@ -79,6 +86,11 @@ def serve_command(
         int | None, typer.Option("--workers", min=1, max=64, help="Worker processes (default: serve.workers).")
     ] = None,
 ) -> None:
+    import uvicorn
+
+    from answerdesk.serve.auth import is_loopback
+    from answerdesk.serve.state import ServiceState
+
     app: AppContext = ctx.obj
     settings = app.settings
     host = host or settings.serve.host
@@ -94,6 +106,7 @@ def serve_command(
         # Worker processes build their own app from the same file.
         os.environ["ANSWERDESK_CONFIG"] = str(Path(config_file).resolve())
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     stale = ServiceState(settings.store.path).fail_unfinished_jobs("the service stopped before the job finished")
     if stale:
         log.warning("%d ingestion job(s) left unfinished by an earlier run were marked failed", stale)

@@ -7,15 +7,12 @@ in through :class:`Services`.
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry, Info
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from answerdesk.config import Settings
 from answerdesk.ingest.indexer import Ingestor
@@ -26,10 +23,10 @@ from answerdesk.serve import problems
 from answerdesk.serve.auth import AuthGate
 from answerdesk.serve.base import NoHooks, RequestHooks
 from answerdesk.serve.jobs import IngestJobs
+from answerdesk.serve.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from answerdesk.serve.state import ServiceState
 from answerdesk.store.base import DocumentStore
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 VERSION = "0.1.0"
 
 
@@ -56,28 +53,6 @@ def services_of(request: Request) -> Services:
     return services
 
 
-class RequestIdMiddleware:
-    """Gives every request an id (the caller's ``X-Request-ID`` when well-formed) and echoes it back."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        sent = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
 def create_app(settings: Settings, *, services: Services) -> FastAPI:
     """The service app. Raises :class:`ConfigError` for inconsistent auth settings."""
     from answerdesk.serve import openai as routes_openai
@@ -96,7 +71,6 @@ def create_app(settings: Settings, *, services: Services) -> FastAPI:
         summary="Grounded, cited answer drafts for support teams.",
         docs_url="/docs",
         lifespan=lifespan,
-        max_body_size=settings.serve.max_body_kb * 1024,
     )
     app.state.settings = settings
     app.state.services = services
@@ -108,6 +82,9 @@ def create_app(settings: Settings, *, services: Services) -> FastAPI:
     problems.install(app)
     for module in (routes_answers, routes_openai, routes_search, routes_feedback, routes_health):
         app.include_router(module.router)
-    app.include_router(routes_documents.router, max_body_size=int(settings.serve.max_upload_mb * 1024 * 1024))
+    app.include_router(routes_documents.router)
+    uploads = int(settings.serve.max_upload_mb * 1024 * 1024)
+    app.add_middleware(BodyLimitMiddleware, default=settings.serve.max_body_kb * 1024,
+                       limits={("POST", "/v1/documents"): uploads})  # fmt: skip
     app.add_middleware(RequestIdMiddleware)
     return app

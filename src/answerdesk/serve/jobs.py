@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -46,7 +47,8 @@ class IngestJobs:
         self._state = state
         self._ingestor = ingestor
         self._max_file_bytes = max_file_bytes
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answerdesk-ingest")
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
         self._futures: dict[str, Future[None]] = {}
 
     def submit(self, principal: Principal, files: Sequence[tuple[str, bytes]], *, meta: Mapping[str, str]) -> Job:
@@ -56,9 +58,13 @@ class IngestJobs:
             target = folder / f"{i:04d}" / Path(name).name
             target.parent.mkdir()
             target.write_bytes(content)
-        self._futures = {k: f for k, f in self._futures.items() if not f.done()}
         job = self._state.create_job(tenant=principal.tenant, subject=principal.subject, files_total=len(files))
-        self._futures[job.id] = self._pool.submit(self._run, job.id, principal, folder, dict(meta))
+        with self._lock:
+            # Made on first use: an app can be started and stopped (lifespan) more than once, e.g. in tests.
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answerdesk-ingest")
+            self._futures = {k: f for k, f in self._futures.items() if not f.done()}
+            self._futures[job.id] = self._pool.submit(self._run, job.id, principal, folder, dict(meta))
         return job
 
     def wait(self, job_id: str, timeout: float | None = None) -> None:
@@ -69,7 +75,10 @@ class IngestJobs:
 
     def shutdown(self) -> None:
         """Finish the running job, drop queued ones (they are marked failed on the next start)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self, job_id: str, principal: Principal, folder: Path, meta: dict[str, str]) -> None:
         try:

@@ -164,9 +164,16 @@ def http_problem(exc: HTTPException) -> Problem:
     return Problem(exc.status_code, slug, title, detail, {}, dict(exc.headers or {}))
 
 
+#: Paths whose clients are OpenAI SDKs: their problems also carry OpenAI's ``error`` object, which the
+#: SDKs read the message from.
+_OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+
+
 def problem_response(problem: Problem, request: Request) -> Response:
     request_id = getattr(request.state, "request_id", None)
     body = problem.body(instance=request.url.path, request_id=request_id)
+    if request.url.path in _OPENAI_PATHS:
+        body["error"] = {"message": problem.detail, "type": problem.slug, "code": problem.status}
     return Response(
         json.dumps(body, ensure_ascii=False),
         status_code=problem.status,

@@ -3,7 +3,11 @@ FakeEmbedder, the real prompt registry and pipeline, FakeLLM behind named routes
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+import functools
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +25,7 @@ from answerdesk.pipeline import AnswerPipeline, ModelChoice
 from answerdesk.prompts.registry import TEMPLATES_DIR, PromptRegistry
 from answerdesk.retrieve.hybrid import HybridRetriever
 from answerdesk.retrieve.rerank import IdentityReranker
-from answerdesk.security.auth import ROLES
+from answerdesk.security.auth import ROLES, Authenticator
 from answerdesk.security.keys import SqliteKeyStore
 from answerdesk.serve.app import Services, create_app
 from answerdesk.serve.base import ADMIT, Admission, Feedback, RequestHooks, RequestInfo, RequestResult
@@ -88,6 +92,31 @@ class Service:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
 
+@functools.cache
+def _template() -> tuple[Path, dict[str, str]]:
+    """A store with the sample documents and one key per role, built once and copied by each test."""
+    db = Path(tempfile.mkdtemp(prefix="answerdesk-serve-test-")) / "kb.db"
+    with SqliteIndex(db) as store:
+        Ingestor(store, FakeEmbedder(), ChunkingSettings()).index(
+            [
+                make_document("refunds", "Annual plans are refunded in full within 30 days of the charge.",
+                              title="Refunds"),
+                make_document("labels", "Thermal printers print 4x6 shipping labels from the Orders page.",
+                              title="Labels"),
+                make_document("acme-sla", "Acme support answers priority tickets within 2 hours.",
+                              title="Acme SLA", tenant="acme"),
+            ]
+        )  # fmt: skip
+    key_store = SqliteKeyStore(db)
+    keys = {role: key_store.create(f"test-{role}", tenant="acme", roles=[role])[1] for role in ROLES}
+    keys["globex"] = key_store.create("globex-agent", tenant="globex", roles=["agent"])[1]
+    keys["shared-ingest"] = key_store.create("operator", tenant=None, roles=["ingest"])[1]
+    key_store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db, keys
+
+
 def build_service(
     tmp_path: Path,
     *,
@@ -95,29 +124,22 @@ def build_service(
     serve: ServeSettings | None = None,
     hooks: RequestHooks | None = None,
     llms: Mapping[str, FakeLLM] | None = None,
+    authenticator: Callable[[SqliteKeyStore], Authenticator] | None = None,
 ) -> Service:
+    template, keys = _template()
     db = tmp_path / "kb.db"
+    shutil.copyfile(template, db)
     settings = Settings(store=StoreSettings(path=db), auth=auth or AuthSettings(), serve=serve or ServeSettings())
     store = SqliteIndex(db)
     embedder = FakeEmbedder()
     ingestor = Ingestor(store, embedder, ChunkingSettings())
-    ingestor.index(
-        [
-            make_document(
-                "refunds", "Annual plans are refunded in full within 30 days of the charge.", title="Refunds"
-            ),
-            make_document("labels", "Thermal printers print 4x6 shipping labels from the Orders page.", title="Labels"),
-            make_document(
-                "acme-sla", "Acme support answers priority tickets within 2 hours.", title="Acme SLA", tenant="acme"
-            ),
-        ]
-    )
     models = FakeModels(
         llms
         or {
             "default": FakeLLM([REPLY]),
             "cheap": FakeLLM([REPLY], model="cheap-model"),
             "slow": FakeLLM([REPLY * 20], delay_s=0.05, chunk_chars=4),
+            "medium": FakeLLM([REPLY], delay_s=0.1, chunk_chars=8),
         }
     )
     retriever = HybridRetriever(store, embedder, IdentityReranker())
@@ -131,9 +153,6 @@ def build_service(
         vectors=store,
     )
     key_store = SqliteKeyStore(db)
-    keys = {role: key_store.create(f"test-{role}", tenant="acme", roles=[role])[1] for role in ROLES}
-    keys["globex"] = key_store.create("globex-agent", tenant="globex", roles=["agent"])[1]
-    keys["shared-ingest"] = key_store.create("operator", tenant=None, roles=["ingest"])[1]
     recording = RecordingHooks()
     services = Services(
         pipeline=pipeline,
@@ -141,12 +160,12 @@ def build_service(
         documents=store,
         ingestor=ingestor,
         state=ServiceState(db),
-        authenticator=key_store,
+        authenticator=authenticator(key_store) if authenticator else key_store,
         hooks=hooks or recording,
         routes=models.routes,
     )
     app = create_app(settings, services=services)
-    return Service(app, services, store, keys, key_store, recording, models)
+    return Service(app, services, store, dict(keys), key_store, recording, models)
 
 
 @pytest.fixture

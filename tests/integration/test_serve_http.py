@@ -1,0 +1,186 @@
+"""The service over real HTTP: uvicorn on a loopback port, SSE parsed from the wire, clients that are slow,
+that go away mid-stream, and a shutdown while a stream is in flight. Plus the real ``answerdesk serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from answerdesk.serve.base import RequestResult
+from tests.unit.serve.conftest import REPLY, Service, build_service
+
+ANSWERDESK = str(Path(sys.executable).with_name("answerdesk"))
+
+
+class Running:
+    def __init__(self, service: Service) -> None:
+        config = uvicorn.Config(service.app, host="127.0.0.1", port=0, log_level="warning",  # type: ignore[arg-type]
+                                timeout_graceful_shutdown=10)  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.service = service
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    server = Running(build_service(tmp_path))
+    yield server
+    server.stop()
+    server.service.store.close()
+
+
+def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, object]]]:
+    name = "message"
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            yield name, json.loads(line[5:])
+            name = "message"
+
+
+def wait_for(predicate: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def test_sse_arrives_incrementally_over_the_wire(running: Running) -> None:
+    body = {"question": "annual plan refund", "stream": True, "model": "medium"}
+    started = time.monotonic()
+    seen: list[tuple[str, float]] = []
+    with httpx.stream("POST", f"{running.url}/v1/answers", json=body, headers=running.service.headers()) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = []
+        for name, data in sse_events(r):
+            seen.append((name, time.monotonic() - started))
+            events.append((name, data))
+    names = [n for n, _ in events]
+    assert names[0] == "meta" and names[-1] == "done" and names.count("delta") >= 5
+    first_delta = next(t for n, t in seen if n == "delta")
+    assert seen[-1][1] - first_delta > 0.5  # text came while the model was still writing, not all at the end
+    assert events[-1][1]["text"] == "".join(str(d["text"]) for n, d in events if n == "delta")
+
+
+def test_a_client_that_disconnects_mid_stream_frees_the_request(running: Running) -> None:
+    body = {"question": "annual plan refund", "stream": True, "model": "slow"}
+    with httpx.stream("POST", f"{running.url}/v1/answers", json=body, headers=running.service.headers()) as r:
+        for name, _ in sse_events(r):
+            if name == "delta":
+                break  # leave after the first piece of text; the reply would take ~17 s
+    hooks = running.service.hooks
+    wait_for(lambda: hooks.after_calls, timeout=3)
+    result: RequestResult = hooks.after_calls[-1][2]
+    assert result.outcome == "aborted" and result.answer is None
+    assert 0 < len(result.partial_text) < len(REPLY * 20) / 4
+    assert result.seconds < 3
+    # The service is free for others right away.
+    ok = httpx.get(f"{running.url}/v1/search", params={"q": "refund"}, headers=running.service.headers())
+    assert ok.status_code == 200
+
+
+def test_a_slow_client_does_not_block_others(running: Running) -> None:
+    slow = socket.create_connection(("127.0.0.1", running.port))
+    try:
+        # Headers promise 2 kB of body; only a few bytes ever come.
+        key = running.service.keys["agent"].encode()
+        slow.sendall(b"POST /v1/answers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 2048\r\nX-API-Key: " + key + b"\r\n\r\n{\"qu")  # fmt: skip
+        timings = []
+        for _ in range(5):
+            started = time.monotonic()
+            r = httpx.get(f"{running.url}/v1/search", params={"q": "refund"}, headers=running.service.headers())
+            timings.append(time.monotonic() - started)
+            assert r.status_code == 200
+        assert max(timings) < 1.0
+    finally:
+        slow.close()
+
+
+def test_shutdown_drains_a_stream_in_flight(running: Running) -> None:
+    body = {"question": "annual plan refund", "stream": True, "model": "medium"}
+    names = []
+    with httpx.stream("POST", f"{running.url}/v1/answers", json=body, headers=running.service.headers()) as r:
+        for name, _ in sse_events(r):
+            names.append(name)
+            if name == "delta" and names.count("delta") == 1:
+                running.server.should_exit = True  # as SIGTERM does
+    assert names[-1] == "done"
+    running.thread.join(10)
+    assert not running.thread.is_alive()
+    assert running.service.hooks.after_calls[-1][2].outcome == "ok"
+
+
+@pytest.mark.slow
+def test_answerdesk_serve_with_a_key_made_by_answerdesk_keys(tmp_path: Path, repo: Path) -> None:
+    env = {**os.environ, "ANSWERDESK_STORE__PATH": str(tmp_path / "kb.db"), "ANSWERDESK_EMBEDDER__KIND": "fake",
+           "ANSWERDESK_GENERATION__RELEVANCE_THRESHOLD": "0.0"}  # fmt: skip
+    run = {"env": env, "cwd": tmp_path, "capture_output": True, "text": True, "timeout": 120}
+    ingest = subprocess.run([ANSWERDESK, "ingest", str(repo / "examples" / "kb")], **run)  # type: ignore[call-overload]
+    assert ingest.returncode == 0, ingest.stderr
+    created = subprocess.run([ANSWERDESK, "keys", "create", "--name", "ci", "--role", "agent", "--json"], **run)  # type: ignore[call-overload]
+    key = json.loads(created.stdout)["key"]
+    listed = subprocess.run([ANSWERDESK, "keys", "list", "--json"], **run)  # type: ignore[call-overload]
+    assert [k["name"] for k in json.loads(listed.stdout)] == ["ci"] and key not in listed.stdout
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([ANSWERDESK, "serve", "--port", str(port)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "answerdesk serve did not become ready"
+            time.sleep(0.2)
+        answer = httpx.post(f"{url}/v1/answers", json={"question": "how long is an EU return label valid?"},
+                            headers={"Authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["citations"] and answer.json()["provider"] == "extractive"
+        assert httpx.post(f"{url}/v1/answers", json={"question": "x"}).status_code == 401
+        revoked = subprocess.run([ANSWERDESK, "keys", "revoke", key.split("_")[0] + "_" + key.split("_")[1]], **run)  # type: ignore[call-overload]
+        assert revoked.returncode == 0
+        again = httpx.post(f"{url}/v1/answers", json={"question": "x"}, headers={"X-API-Key": key})
+        assert again.status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    # uvicorn re-raises the signal it shut down on, so the exit status says SIGTERM; the drain completed.
+    assert proc.returncode in (0, -signal.SIGTERM) and "Application shutdown complete" in out, out
+    assert "alembic" not in out
+
+
+def test_local_mode_refuses_a_public_bind(tmp_path: Path) -> None:
+    env = {**os.environ, "ANSWERDESK_STORE__PATH": str(tmp_path / "kb.db"), "ANSWERDESK_AUTH__MODE": "local"}
+    proc = subprocess.run([ANSWERDESK, "serve", "--host", "0.0.0.0"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 3 and "loopback" in proc.stderr
