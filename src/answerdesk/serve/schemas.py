@@ -57,8 +57,21 @@ class UsageOut(BaseModel):
     estimated: bool
 
 
+class FindingOut(BaseModel):
+    """What a guardrail found and did; never the matched text (only its hash)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    guard: str
+    rule: str
+    action: str
+    stage: str
+    score: float | None = None
+    match_sha256: str | None = None
+
+
 class AnswerOut(BaseModel):
-    """A drafted answer. Fields added to answers later (guard findings …) appear under their own names."""
+    """A drafted answer: every field of answerdesk's answer record except the internal ones."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -68,7 +81,9 @@ class AnswerOut(BaseModel):
     confidence: float
     refused: bool
     refusal_reason: str | None
-    review_status: str | None = None
+    guard_findings: list[FindingOut] = Field(default_factory=list)
+    #: A guard challenged the question or the answer: a person should check it before it is sent.
+    review_required: bool = False
     prompt_name: str
     prompt_version: int
     prompt_sha256: str
@@ -176,15 +191,14 @@ _NOT_SENT = {"question", "citations", "usage", "timings", "sources", "retrieval_
 
 
 def answer_out(answer: Answer) -> dict[str, Any]:
-    """The wire form of an answer: every field of :class:`Answer` except the internal ones, so fields added
-    later (guard findings, review status) reach clients without a change here."""
+    """The wire form of an answer: every field of :class:`Answer` except the internal ones, so a field added
+    to answers later reaches clients without a change here."""
     body: dict[str, Any] = {
         f.name: _plain(getattr(answer, f.name)) for f in dataclasses.fields(answer) if f.name not in _NOT_SENT
     }
     body["citations"] = [citation_out(c) for c in answer.citations]
     body["usage"] = _plain(answer.usage)
     body["timings_ms"] = {k: round(v * 1000, 2) for k, v in answer.timings.items()}
-    body.setdefault("review_status", None)
     return body
 
 

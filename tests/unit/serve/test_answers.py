@@ -26,7 +26,7 @@ async def test_json_answer_carries_citations_and_provenance(client: httpx.AsyncC
     assert {"title", "source", "url", "snippet", "chunk_id", "number"} <= set(body["citations"][0])
     assert body["prompt_name"] == "answer" and body["prompt_version"] == 1
     assert body["route"] == "default" and body["model"] == "fake"
-    assert body["usage"]["output_tokens"] > 0 and "cost_usd" in body and "review_status" in body
+    assert body["usage"]["output_tokens"] > 0 and "cost_usd" in body
     assert "question" not in body and "sources" not in body
     principal, info, result = service.hooks.after_calls[-1]
     assert principal.tenant == "acme" and info.tags == {"cost_centre": "eu"} and info.endpoint == "answers"
