@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -39,9 +40,11 @@ async def search(
             lambda: services.retriever.search(q, principal=principal, filters=clauses, k=k, mode=mode)
         )
     except Exception as exc:
-        await services.hooks.after(principal, info, RequestResult("error", problem_for(exc).status, 0.0, error=exc))
+        elapsed = time.perf_counter() - info.started
+        await services.hooks.after(principal, info, RequestResult("error", problem_for(exc).status, elapsed, error=exc))
         raise
-    await services.hooks.after(principal, info, RequestResult("ok", 200, 0.0, hits=len(result.chunks)))
+    elapsed = time.perf_counter() - info.started
+    await services.hooks.after(principal, info, RequestResult("ok", 200, elapsed, hits=len(result.chunks)))
     return {
         "query": q,
         "results": [passage_out(i, c) for i, c in enumerate(result.chunks, start=1)],

@@ -19,6 +19,6 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", SERVICE.app)
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_request_the_schema_allows_gets_a_server_error(case: schemathesis.Case) -> None:
     case.call_and_validate(headers=SERVICE.headers("admin"), checks=[not_a_server_error])
