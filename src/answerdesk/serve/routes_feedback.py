@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 
 from answerdesk.serve.app import services_of
 from answerdesk.serve.auth import ASK
+from answerdesk.serve.problems import log
 from answerdesk.serve.schemas import FeedbackOut, FeedbackRequest
 from answerdesk.types import Principal
 
@@ -28,7 +29,10 @@ async def add_feedback(body: FeedbackRequest, request: Request, principal: Princ
             comment=body.comment,
         )
     )
-    await services.hooks.feedback(principal, feedback)
+    try:
+        await services.hooks.feedback(principal, feedback)
+    except Exception:  # the rating is stored; a recorder failing must not make the caller retry it
+        log.exception("a request hook failed recording feedback on %s", feedback.request_id)
     return {
         "request_id": feedback.request_id,
         "rating": feedback.rating,

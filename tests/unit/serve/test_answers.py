@@ -127,3 +127,23 @@ async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
     )
     docs = await client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+async def test_a_failing_recorder_does_not_fail_the_answer(tmp_path: object) -> None:
+    from tests.unit.serve.conftest import RecordingHooks
+
+    class Broken(RecordingHooks):
+        async def after(self, *args: object) -> None:  # type: ignore[override]
+            raise RuntimeError("lineage store down")
+
+        async def feedback(self, *args: object) -> None:  # type: ignore[override]
+            raise RuntimeError("lineage store down")
+
+    svc = build_service(tmp_path, hooks=Broken())  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=svc.app, raise_app_exceptions=False)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/v1/answers", json={"question": "annual refund"}, headers=svc.headers())
+        assert r.status_code == 200 and r.json()["citations"]
+        f = await c.post("/v1/feedback", json={"request_id": r.json()["request_id"], "rating": "up"},
+                         headers=svc.headers())  # fmt: skip
+        assert f.status_code == 201
