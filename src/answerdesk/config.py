@@ -240,6 +240,16 @@ class AuthSettings(_Model):
     public_metrics: bool = False
 
 
+class GuardSettings(_Model):
+    """Guardrails on questions, retrieved context and answers (see README, Guardrails)."""
+
+    enabled: bool = True
+    #: The guard policy file (YAML or JSON), reloaded when it changes; unset: the bundled Parcelwise policy.
+    policy: Path | None = None
+    #: Record every redaction, block and challenge in the store's audit table (hashes, never the text).
+    audit: bool = True
+
+
 class Settings(_Model):
     store: StoreSettings = StoreSettings()
     embedder: EmbedderSettings = EmbedderSettings()
@@ -251,6 +261,7 @@ class Settings(_Model):
     generation: GenerationSettings = GenerationSettings()
     serve: ServeSettings = ServeSettings()
     auth: AuthSettings = AuthSettings()
+    guard: GuardSettings = GuardSettings()
 
 
 def load_settings(

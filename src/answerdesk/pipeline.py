@@ -1,4 +1,5 @@
-"""The spine of one answer: question → retrieval → relevance gate → prompt → model → checked, cited answer.
+"""The spine of one answer: question → input guards → retrieval → context guards → relevance gate → prompt →
+model → output guards (PII redacted while streaming) → checked, cited answer.
 
 Depends only on Protocols; the edges (CLI, service) wire concrete stores, embedders, prompts and models.
 One implementation: :meth:`AnswerPipeline.stream` yields typed events; :meth:`AnswerPipeline.answer` drains
@@ -22,10 +23,11 @@ from answerdesk.generate.assembly import Assembled, assemble, sentences_needing_
 from answerdesk.generate.base import LLM, CallRecord, CompletionRequest
 from answerdesk.generate.confidence import confidence
 from answerdesk.generate.followup import standalone_query
+from answerdesk.guard.base import ContextOutcome, Finding, GuardOutcome, strictest
 from answerdesk.retrieve.hybrid import HybridRetriever
 from answerdesk.types import Answer, Citation, FilterClause, Message, Principal, ScoredChunk, Usage
 
-EventKind = Literal["meta", "delta", "model_changed", "citation", "done"]
+EventKind = Literal["meta", "guard", "delta", "model_changed", "citation", "done"]
 
 
 class RenderedPrompt(Protocol):
@@ -68,8 +70,65 @@ class ModelLayer(Protocol):
         ...
 
 
+class OutputRedactor(Protocol):
+    @property
+    def findings(self) -> tuple[Finding, ...]: ...
+    def push(self, chunk: str) -> str:
+        """The redacted text now safe to send (often empty); raises when detection fails."""
+        ...
+
+    def flush(self) -> str: ...
+
+
+class AnswerGuards(Protocol):
+    """The guardrails of the spine (:class:`answerdesk.guard.guardrails.Guardrails`)."""
+
+    @property
+    def policy_error(self) -> str | None: ...
+    def check_input(
+        self, text: str, *, tenant: str | None, request_id: str, conversation_id: str | None = None
+    ) -> GuardOutcome: ...
+    def check_context(self, texts: Sequence[str], *, tenant: str | None, request_id: str) -> ContextOutcome: ...
+    def output_redactor(self, *, tenant: str | None, conversation_id: str) -> OutputRedactor | None: ...
+    def check_output(
+        self,
+        text: str,
+        *,
+        question: str,
+        sources: Sequence[str],
+        tenant: str | None,
+        request_id: str,
+        redaction: Sequence[Finding] = (),
+    ) -> GuardOutcome: ...
+    def failure(self, guard: str, stage: Literal["input", "context", "output"], exc: BaseException) -> Finding: ...
+
+
 class ChunkVectors(Protocol):
     def chunk_vectors(self, chunk_ids: Sequence[str]) -> dict[str, Vectors]: ...
+
+
+def _guard_event(findings: Sequence[Finding], *, replaced: bool = False) -> AnswerEvent:
+    """A ``guard`` event: what the guards found (never the matched text), and whether the streamed text is
+    replaced by the ``done`` answer's."""
+    summary = [
+        {"stage": f.stage, "guard": f.guard, "rule": f.rule, "action": f.action, "score": f.score, "detail": f.detail}
+        for f in findings
+    ]
+    return AnswerEvent(
+        "guard",
+        data={"action": strictest(f.action for f in findings), "findings": summary, "replaces_stream": replaced},
+    )
+
+
+@dataclass(slots=True)
+class _Generation:
+    """What one model stream produced, filled in by :meth:`AnswerPipeline._generate`."""
+
+    provider: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    parts: list[str] = field(default_factory=list)
+    failed: Finding | None = None
 
 
 class _Header(TypedDict):
@@ -103,6 +162,7 @@ class AnswerPipeline:
         *,
         k: int = 6,
         vectors: ChunkVectors | None = None,
+        guards: AnswerGuards | None = None,
     ) -> None:
         self._retriever = retriever
         self._prompts = prompts
@@ -111,6 +171,7 @@ class AnswerPipeline:
         self._settings = settings
         self._k = k
         self._vectors = vectors
+        self._guards = guards
 
     async def answer(
         self,
@@ -122,6 +183,7 @@ class AnswerPipeline:
         route: str | None = None,
         prompt_version: int | None = None,
         request_id: str | None = None,
+        conversation_id: str | None = None,
     ) -> Answer:
         """The finished answer. Raises :class:`InputError` for a bad question, filter, route or prompt."""
         async for event in self.stream(
@@ -132,6 +194,7 @@ class AnswerPipeline:
             route=route,
             prompt_version=prompt_version,
             request_id=request_id,
+            conversation_id=conversation_id,
         ):
             if event.answer is not None:
                 return event.answer
@@ -147,23 +210,55 @@ class AnswerPipeline:
         route: str | None = None,
         prompt_version: int | None = None,
         request_id: str | None = None,
+        conversation_id: str | None = None,
     ) -> AsyncIterator[AnswerEvent]:
-        """``meta``, then ``delta``s (and ``model_changed`` on fail-over), ``citation``s, and ``done``."""
+        """``meta``, ``guard`` (when the input or context guards found something), then ``delta``s (and
+        ``model_changed`` on fail-over), ``guard`` (output findings), ``citation``s, and ``done``.
+
+        With guards, the question is redacted before anything else sees it, a blocked question is answered
+        with the policy's message without retrieval or a model call, and deltas are PII-redacted as they
+        stream. Word filters and grounding judge the finished answer: when they block or refuse, the ``done``
+        answer's text replaces what was streamed (the ``guard`` event says so)."""
         started = time.perf_counter()
         question = self._check_question(question)
         request_id = request_id or uuid.uuid4().hex
+        conversation = conversation_id or request_id
         template = self._prompts.resolve(
             self._settings.prompt, version=prompt_version, label=None if prompt_version else self._settings.prompt_label
         )
+        timings: dict[str, float] = {}
+        findings: list[Finding] = []
+        guards = self._guards
+        if guards is not None:
+            t0 = time.perf_counter()
+            checked = await anyio.to_thread.run_sync(
+                lambda: guards.check_input(
+                    question, tenant=principal.tenant, request_id=request_id, conversation_id=conversation
+                )
+            )
+            timings["guard_input"] = time.perf_counter() - t0
+            findings += checked.findings
+            question = checked.text
+            if checked.blocked:
+                for event in self._blocked(question, request_id, template, checked, timings, started):
+                    yield event
+                return
         choice = self._models.choose(question, principal=principal, route=route)
         query = standalone_query(question, history)
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
         retrieved = await anyio.to_thread.run_sync(
             lambda: self._retriever.search(query, principal=principal, filters=filters, k=self._k)
         )
         timings["retrieve"] = time.perf_counter() - t0
         sources = retrieved.chunks
+        if guards is not None and sources:
+            t0 = time.perf_counter()
+            context = await anyio.to_thread.run_sync(
+                lambda: guards.check_context([c.text for c in sources], tenant=principal.tenant, request_id=request_id)
+            )
+            timings["guard_context"] = time.perf_counter() - t0
+            sources = [sources[i] for i in context.kept]
+            findings += context.findings
         base = _Header(
             request_id=request_id,
             question=question,
@@ -175,6 +270,9 @@ class AnswerPipeline:
             retrieval_query=query,
         )
         yield AnswerEvent("meta", data={**base, "sources": len(sources)})
+        if findings:
+            yield _guard_event(findings)
+        review = any(f.action == "CHALLENGE" for f in findings)
         relevance = max((c.signals.get("cosine", -1.0) for c in sources), default=-1.0)
         if relevance < self._settings.relevance_threshold:
             # Nothing relevant: refuse from the template without spending a model call.
@@ -185,7 +283,7 @@ class AnswerPipeline:
                 **base, text=text, citations=(), confidence=round(max(0.0, 1.0 - max(relevance, 0.0)), 3),
                 refused=True, refusal_reason="no_relevant_sources", provider="none", model="none",
                 usage=Usage(), cost_usd=0.0, sources=tuple(sources), flags=(f"relevance:{relevance:.3f}",),
-                timings=timings,
+                timings=timings, guard_findings=tuple(findings), review_required=review,
             )  # fmt: skip
             yield AnswerEvent("done", answer=answer)
             return
@@ -207,29 +305,44 @@ class AnswerPipeline:
             timeout_s=self._settings.resilience.deadline_s,
             deadline=time.monotonic() + self._settings.resilience.deadline_s,
         )
-        parts: list[str] = []
-        usage = Usage()
-        provider, model = choice.llm.provider, choice.llm.model
+        run = _Generation(choice.llm.provider, choice.llm.model)
+        redactor = guards.output_redactor(tenant=principal.tenant, conversation_id=conversation) if guards else None
         t0 = time.perf_counter()
-        async for event in choice.llm.stream(request):
-            if event.kind == "delta":
-                if not parts:
-                    timings["first_token"] = time.perf_counter() - started
-                parts.append(event.text)
-                yield AnswerEvent("delta", event.text)
-            elif event.kind == "switch":
-                provider, model = event.provider, event.model
-                yield AnswerEvent("model_changed", event.text, data={"provider": provider, "model": model})
-            elif event.kind == "finish":
-                usage = event.usage or usage
-                provider, model = event.provider or provider, event.model or model
+        async for event in self._generate(choice.llm, request, redactor, run):
+            timings.setdefault("first_token", time.perf_counter() - started)
+            yield event
+        usage, provider, model, failed = run.usage, run.provider, run.model, run.failed
         timings["model"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        assembled = await self._assemble("".join(parts), sources)
+        assembled = await self._assemble("".join(run.parts), sources)
         timings["assemble"] = time.perf_counter() - t0
-        for citation in assembled.citations:
-            yield AnswerEvent("citation", citation=citation)
         refused = self._settings.refusal.rstrip(".").lower() in assembled.text.lower()
+        text, citations, refusal_reason = assembled.text, assembled.citations, "model_refused" if refused else None
+        if guards is not None:
+            t0 = time.perf_counter()
+            redaction = (*(redactor.findings if redactor is not None else ()), *([failed] if failed else []))
+            refusal = self._settings.refusal
+            verdict = await anyio.to_thread.run_sync(
+                lambda: guards.check_output(
+                    "" if failed else assembled.text,
+                    question=question,
+                    sources=[] if refused else [c.text for c in sources],
+                    tenant=principal.tenant,
+                    request_id=request_id,
+                    redaction=redaction,
+                )
+            )
+            timings["guard_output"] = time.perf_counter() - t0
+            findings += verdict.findings
+            review = review or verdict.review_required
+            if verdict.findings:
+                yield _guard_event(verdict.findings, replaced=verdict.action in ("BLOCK", "REFUSE"))
+            if verdict.action in ("BLOCK", "REFUSE"):
+                blocked = verdict.blocked
+                text, citations, refused = verdict.message if blocked else refusal, (), True
+                refusal_reason = "guard_blocked" if blocked else "guard_grounding"
+        for citation in citations:
+            yield AnswerEvent("citation", citation=citation)
         flags = [f"dropped_citation:{n}" for n in assembled.dropped]
         flags += [f"unsupported_sentence:{i}" for i, s in enumerate(assembled.sentences, 1) if s.cited and not
                   s.supported]  # fmt: skip
@@ -238,11 +351,11 @@ class AnswerPipeline:
         timings["total"] = time.perf_counter() - started
         answer = Answer(
             **base,
-            text=assembled.text,
-            citations=assembled.citations,
+            text=text,
+            citations=citations,
             confidence=confidence(relevance, assembled, refused=refused, threshold=self._settings.relevance_threshold),
             refused=refused,
-            refusal_reason="model_refused" if refused else None,
+            refusal_reason=refusal_reason,
             provider=provider,
             model=model,
             usage=usage,
@@ -252,8 +365,72 @@ class AnswerPipeline:
             retries=choice.record.retries,
             fallbacks=tuple(choice.record.fallbacks),
             timings=timings,
+            guard_findings=tuple(findings),
+            review_required=review,
         )
         yield AnswerEvent("done", answer=answer)
+
+    async def _generate(
+        self, llm: LLM, request: CompletionRequest, redactor: OutputRedactor | None, run: _Generation
+    ) -> AsyncIterator[AnswerEvent]:
+        """Stream the model's deltas through the redactor; ``run`` collects what was sent and the usage.
+        A redactor that fails stops the stream (fail closed) and leaves the failure in ``run.failed``."""
+        guards = self._guards
+        async for event in llm.stream(request):
+            if event.kind == "delta":
+                try:
+                    # The redactor holds back only what a PII match could still grow into.
+                    text = redactor.push(event.text) if redactor is not None else event.text
+                except Exception as exc:  # never send unredacted text because the detector broke
+                    assert guards is not None
+                    run.failed = guards.failure("pii", "output", exc)
+                    return
+                if text:
+                    run.parts.append(text)
+                    yield AnswerEvent("delta", text)
+            elif event.kind == "switch":
+                run.provider, run.model = event.provider, event.model
+                yield AnswerEvent("model_changed", event.text, data={"provider": run.provider, "model": run.model})
+            elif event.kind == "finish":
+                run.usage = event.usage or run.usage
+                run.provider, run.model = event.provider or run.provider, event.model or run.model
+        if redactor is not None:
+            try:
+                tail = redactor.flush()
+            except Exception as exc:
+                assert guards is not None
+                run.failed = guards.failure("pii", "output", exc)
+                return
+            if tail:
+                run.parts.append(tail)
+                yield AnswerEvent("delta", tail)
+
+    def _blocked(
+        self,
+        question: str,
+        request_id: str,
+        template: PromptTemplate,
+        outcome: GuardOutcome,
+        timings: dict[str, float],
+        started: float,
+    ) -> list[AnswerEvent]:
+        """The answer to a question a guard blocked: the policy's message, no retrieval, no model call."""
+        timings["total"] = time.perf_counter() - started
+        answer = Answer(
+            request_id=request_id, question=question, text=outcome.message, citations=(), confidence=0.0,
+            refused=True, refusal_reason="guard_blocked", prompt_name=template.name,
+            prompt_version=template.version, prompt_sha256=template.sha256, route="none",
+            route_reason="blocked by a guard", provider="none", model="none", usage=Usage(), cost_usd=0.0,
+            retrieval_query="", timings=timings, guard_findings=outcome.findings,
+            review_required=outcome.review_required,
+        )  # fmt: skip
+        meta = {"request_id": request_id, "question": question, "route": "none", "sources": 0, "blocked": True}
+        return [
+            AnswerEvent("meta", data=meta),
+            _guard_event(outcome.findings),
+            AnswerEvent("delta", outcome.message),
+            AnswerEvent("done", answer=answer),
+        ]
 
     def _check_question(self, question: str) -> str:
         question = question.strip()

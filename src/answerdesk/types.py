@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from answerdesk.guard.base import Finding
 
 #: Metadata keys every document may carry; anything else goes to ``tags`` or ``extra``.
 KNOWN_META_KEYS = (
@@ -222,7 +225,9 @@ class Answer:
     citations: tuple[Citation, ...]
     confidence: float
     refused: bool
-    #: Why the answer is a refusal: ``no_relevant_sources`` (gate, no model call) or ``model_refused``.
+    #: Why the answer is a refusal: ``no_relevant_sources`` (gate, no model call), ``model_refused``,
+    #: ``guard_blocked`` (a guard blocked the question or the answer) or ``guard_grounding`` (the answer was
+    #: not grounded in, or relevant to, what was asked: replaced by the refusal template).
     refusal_reason: str | None
     prompt_name: str
     prompt_version: int
@@ -241,3 +246,7 @@ class Answer:
     fallbacks: tuple[str, ...] = ()
     #: Seconds per stage: ``retrieve``, ``prompt``, ``model``, ``first_token``, ``assemble``, ``total``.
     timings: Mapping[str, float] = field(default_factory=dict)
+    #: What the guardrails found and did (redactions, blocks, challenges), never the matched text.
+    guard_findings: tuple[Finding, ...] = ()
+    #: A guard challenged the question or the answer: an agent must confirm it, or a reviewer check it.
+    review_required: bool = False

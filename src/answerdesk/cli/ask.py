@@ -70,6 +70,8 @@ def _show(event: AnswerEvent) -> None:
         sys.stdout.flush()
     elif event.kind == "model_changed":
         stderr.print(f"\n[yellow]model changed to {escape(event.text)}[/]")
+    elif event.kind == "guard" and event.data.get("replaces_stream"):
+        stderr.print(f"\n[yellow]guard {event.data['action']}: the draft above is withdrawn[/]")
 
 
 def _footer(answer: Answer) -> None:
@@ -77,6 +79,10 @@ def _footer(answer: Answer) -> None:
     for c in answer.citations:
         stdout.print(f"[bold][{c.number}][/] {escape(c.title)}  [dim]{escape(c.source)} · {escape(c.document_id)}[/]")
     status = "refused" if answer.refused else "answered"
+    if answer.refusal_reason == "guard_blocked":
+        status = "blocked by a guard"
+    if answer.review_required:
+        status += " · review required"
     stdout.print(
         f"[dim]{status} · confidence {answer.confidence:.2f} · {answer.provider}/{answer.model} via route "
         f"{answer.route} · prompt {answer.prompt_name}@v{answer.prompt_version} · "
@@ -84,3 +90,5 @@ def _footer(answer: Answer) -> None:
     )
     for flag in answer.flags:
         stdout.print(f"[dim]  flag: {escape(flag)}[/]")
+    for f in answer.guard_findings:
+        stdout.print(f"[dim]  guard: {f.stage} {f.guard}/{escape(f.rule)} → {f.action}[/]")

@@ -10,6 +10,8 @@ from answerdesk.embed.base import Embedder
 from answerdesk.embed.factory import build_embedder
 from answerdesk.errors import ConfigError
 from answerdesk.generate.models import ConfiguredModels
+from answerdesk.guard.factory import build_guardrails
+from answerdesk.guard.guardrails import Guardrails
 from answerdesk.pipeline import AnswerPipeline
 from answerdesk.prompts.labels import PromptLabelStore
 from answerdesk.prompts.registry import TEMPLATES_DIR, PromptRegistry
@@ -71,7 +73,12 @@ class AppContext:
             self.settings.generation,
             k=self.settings.retrieval.k,
             vectors=self.store,
+            guards=self.guardrails,
         )
+
+    @cached_property
+    def guardrails(self) -> Guardrails | None:
+        return build_guardrails(self.settings.guard, embedder=self.embedder, store_path=self.settings.store.path)
 
     @property
     def principal(self) -> Principal:

