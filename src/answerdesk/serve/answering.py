@@ -52,6 +52,7 @@ class AnswerCall:
             route=self.route,
             prompt_version=self.prompt_version,
             request_id=self.info.request_id,
+            conversation_id=self.info.conversation_id,
         )
 
     async def answer(self) -> Answer:
@@ -66,6 +67,7 @@ class AnswerCall:
                     route=self.route,
                     prompt_version=self.prompt_version,
                     request_id=self.info.request_id,
+                    conversation_id=self.info.conversation_id,
                 )
         except Exception as exc:
             await self._record(RequestResult("error", problem_for(exc).status, self._elapsed(), error=exc))

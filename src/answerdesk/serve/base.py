@@ -39,6 +39,7 @@ class RequestInfo:
     route: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     client: str | None = None
+    conversation_id: str | None = None
     #: ``time.perf_counter()`` when the request reached the service.
     started: float = field(default_factory=time.perf_counter)
 

@@ -75,6 +75,12 @@ def parse_model(model: str) -> tuple[str | None, int | None]:
     return (None if route == ROUTER_MODEL else route), version
 
 
+def _conversation(request: Request) -> str | None:
+    # OpenAI's request body has no conversation id; clients that keep one send it as a header.
+    value = request.headers.get("x-conversation-id", "").strip()
+    return value if re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", value) else None
+
+
 def split_messages(messages: list[ChatMessage]) -> tuple[str, list[Message]]:
     turns = [m for m in messages if m.role in ("user", "assistant")]
     if not turns or turns[-1].role != "user" or not turns[-1].text.strip():
@@ -97,6 +103,7 @@ async def chat_completions(body: ChatRequest, request: Request, principal: Princ
         route=route,
         tags=dict(body.metadata or {}),
         client=request.client.host if request.client else None,
+        conversation_id=_conversation(request),
     )
     call = AnswerCall(
         pipeline=services.pipeline,

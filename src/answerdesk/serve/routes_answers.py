@@ -41,6 +41,7 @@ def call_for(request: Request, principal: Principal, body: AnswerRequest) -> Ans
         route=body.model,
         tags=dict(body.tags),
         client=request.client.host if request.client else None,
+        conversation_id=body.conversation_id,
     )
     return AnswerCall(
         pipeline=services.pipeline,

@@ -35,6 +35,12 @@ class AnswerRequest(_Body):
     model: str | None = Field(default=None, max_length=200, description="A route or model name; default: the router.")
     prompt_version: int | None = Field(default=None, ge=1, le=100_000)
     stream: bool = Field(default=False, description="Answer as Server-Sent Events.")
+    conversation_id: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Ties the turns of one conversation together (redaction placeholders stay the same in it).",
+    )
     tags: dict[str, str] = Field(
         default_factory=dict, max_length=20, description="Cost tags, e.g. {'cost_centre': 'support-eu'}."
     )

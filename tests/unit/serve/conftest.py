@@ -20,6 +20,8 @@ from answerdesk.errors import InputError
 from answerdesk.generate.base import CallRecord
 from answerdesk.generate.fake import FakeLLM
 from answerdesk.generate.resilience import FallbackLLM
+from answerdesk.guard.guardrails import Guardrails
+from answerdesk.guard.policy import PolicySource
 from answerdesk.ingest.indexer import Ingestor
 from answerdesk.pipeline import AnswerPipeline, ModelChoice
 from answerdesk.prompts.registry import TEMPLATES_DIR, PromptRegistry
@@ -125,6 +127,7 @@ def build_service(
     hooks: RequestHooks | None = None,
     llms: Mapping[str, FakeLLM] | None = None,
     authenticator: Callable[[SqliteKeyStore], Authenticator] | None = None,
+    guards: bool = False,
 ) -> Service:
     template, keys = _template()
     db = tmp_path / "kb.db"
@@ -151,6 +154,7 @@ def build_service(
         GenerationSettings(relevance_threshold=0.0),
         k=3,
         vectors=store,
+        guards=Guardrails(PolicySource(None), embedder=embedder, audit=None) if guards else None,
     )
     key_store = SqliteKeyStore(db)
     recording = RecordingHooks()

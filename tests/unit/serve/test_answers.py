@@ -147,3 +147,23 @@ async def test_a_failing_recorder_does_not_fail_the_answer(tmp_path: object) -> 
         f = await c.post("/v1/feedback", json={"request_id": r.json()["request_id"], "rating": "up"},
                          headers=svc.headers())  # fmt: skip
         assert f.status_code == 201
+
+
+async def test_guardrails_reach_the_client_as_guard_events_and_findings(tmp_path: object) -> None:
+    svc = build_service(tmp_path, guards=True)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=svc.app, raise_app_exceptions=False)  # type: ignore[arg-type]
+    question = "I am jo@example.com, how are annual plans refunded?"
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        s = await c.post(
+            "/v1/answers",
+            json={"question": question, "stream": True, "conversation_id": "conv-1"},
+            headers=svc.headers(),
+        )
+        j = await c.post("/v1/answers", json={"question": question}, headers=svc.headers())
+    events = parse_sse(s.text)
+    guard = [json.loads(d) for n, d in events if n == "guard"]
+    assert guard and "jo@example.com" not in s.text  # redacted before anything else saw it
+    assert any(f["action"] == "REDACT" for f in guard[0]["findings"])
+    body = j.json()
+    assert any(f["guard"] == "pii" for f in body["guard_findings"]) and "review_required" in body
+    assert svc.hooks.after_calls[0][1].conversation_id == "conv-1"
