@@ -347,6 +347,8 @@ class AnswerPipeline:
         flags += [f"unsupported_sentence:{i}" for i, s in enumerate(assembled.sentences, 1) if s.cited and not
                   s.supported]  # fmt: skip
         flags += [f"fallback:{name}" for name in choice.record.fallbacks]
+        if guards is not None and guards.policy_error:
+            flags.append("guard_policy_error")  # a bad policy reload: the previous policy is still in force
         price_in, price_out = choice.prices.get(model, (0.0, 0.0))
         timings["total"] = time.perf_counter() - started
         answer = Answer(

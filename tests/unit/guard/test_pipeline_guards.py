@@ -3,6 +3,7 @@ challenges marked for review, poisoned chunks dropped, ungrounded answers refuse
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,3 +144,15 @@ async def test_a_poisoned_chunk_never_reaches_the_prompt(store: SqliteIndex, tmp
     assert [s.document_id for s in answer.sources] == ["refunds"]
     assert "ignore all previous instructions" not in "".join(m.content for m in llm.requests[0].messages)
     assert any(f.stage == "context" and "dropped" in f.detail for f in answer.guard_findings)
+
+
+async def test_a_bad_policy_reload_keeps_the_old_policy_and_flags_answers(store: SqliteIndex, tmp_path: Path) -> None:
+    pipe, _, _, _ = build(store, tmp_path, "Annual plans are refunded in full within 30 days [1].")
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: p2\nwordFilters: [{match: refund, action: DENY}]\n", encoding="utf-8")
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+    answer = await pipe.answer("my card is 4716 4245 2151 1864, annual plan refund?", principal=WHO)
+    assert answer.refusal_reason == "guard_blocked"  # the old policy still blocks cards
+    ok = await pipe.answer("annual plan refund days", principal=WHO)
+    assert "guard_policy_error" in ok.flags
