@@ -88,6 +88,7 @@ class AnswerGuards(Protocol):
     def check_input(
         self, text: str, *, tenant: str | None, request_id: str, conversation_id: str | None = None
     ) -> GuardOutcome: ...
+    def redact(self, text: str, *, tenant: str | None, conversation_id: str) -> GuardOutcome: ...
     def check_context(self, texts: Sequence[str], *, tenant: str | None, request_id: str) -> ContextOutcome: ...
     def output_redactor(self, *, tenant: str | None, conversation_id: str) -> OutputRedactor | None: ...
     def check_output(
@@ -243,6 +244,16 @@ class AnswerPipeline:
                 for event in self._blocked(question, request_id, template, checked, timings, started):
                     yield event
                 return
+            # Earlier turns reach retrieval and the prompt too: they get the conversation's placeholders.
+            turns = list(history)
+            history = await anyio.to_thread.run_sync(
+                lambda: [
+                    Message(
+                        m.role, guards.redact(m.content, tenant=principal.tenant, conversation_id=conversation).text
+                    )
+                    for m in turns
+                ]
+            )
         choice = self._models.choose(question, principal=principal, route=route)
         query = standalone_query(question, history)
         t0 = time.perf_counter()

@@ -162,6 +162,15 @@ class Guardrails:
             findings += self._run(g.policy, name, "input", step).findings
         return self._finish(g.policy, text, findings, tenant=tenant, request_id=request_id)
 
+    def redact(self, text: str, *, tenant: str | None, conversation_id: str) -> GuardOutcome:
+        """PII redaction alone, with the conversation's placeholders: for earlier turns of a conversation,
+        which were checked (and audited) when they were asked. A failure leaves the text empty."""
+        g = self._guards(tenant)
+        if g.pii is None:
+            return GuardOutcome(text)
+        result = self._redact(g, text, "input", self.placeholders(conversation_id))
+        return GuardOutcome(result.text, result.findings, g.policy.blocked_message)
+
     # -- context ---------------------------------------------------------------------------------------------
 
     def check_context(self, texts: Sequence[str], *, tenant: str | None, request_id: str) -> ContextOutcome:

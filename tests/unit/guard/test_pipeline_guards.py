@@ -23,7 +23,7 @@ from answerdesk.prompts.registry import TEMPLATES_DIR, PromptRegistry
 from answerdesk.retrieve.hybrid import HybridRetriever
 from answerdesk.retrieve.rerank import IdentityReranker
 from answerdesk.store.sqlite import SqliteIndex
-from answerdesk.types import Principal
+from answerdesk.types import Message, Principal
 from tests.conftest import make_document
 
 WHO = Principal(subject="agent", tenant="acme")
@@ -156,3 +156,14 @@ async def test_a_bad_policy_reload_keeps_the_old_policy_and_flags_answers(store:
     assert answer.refusal_reason == "guard_blocked"  # the old policy still blocks cards
     ok = await pipe.answer("annual plan refund days", principal=WHO)
     assert "guard_policy_error" in ok.flags
+
+
+async def test_earlier_turns_are_redacted_with_the_same_placeholders(store: SqliteIndex, tmp_path: Path) -> None:
+    pipe, llm, _, _ = build(store, tmp_path, "Annual plans are refunded in full within 30 days [1].")
+    history = [Message("user", "I'm jo@example.com, I paid for an annual plan"), Message("assistant", "Thanks.")]
+    answer = await pipe.answer(
+        "refund to jo@example.com please, annual plan", principal=WHO, history=history, conversation_id="c1"
+    )
+    prompt = "".join(m.content for m in llm.requests[0].messages)
+    assert "jo@example.com" not in prompt
+    assert answer.question == "refund to [EMAIL_1] please, annual plan"
