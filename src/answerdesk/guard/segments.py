@@ -6,7 +6,8 @@ growing buffer finds exactly the cuts of the whole text, and streams exactly the
 
 - ``word``: whitespace between two lower-case letters. No built-in pattern entity (email, phone, card, IBAN,
   SSN, IP address) can contain it, so text is held back only while a candidate is still open.
-- ``sentence``: whitespace after ``.``, ``!`` or ``?``, or a line break. Used when names, places, addresses
+- ``sentence``: whitespace after ``!`` or ``?``, after a ``.`` that ends neither an initial nor a common
+  abbreviation and is followed by a word not in lower case, or a line break. Used when names, places, addresses
   or multi-word custom patterns are detected, which may contain spaces between words.
 
 Text with no cut (a single 1 MB token) is one segment: held back whole, never cut inside a match.
@@ -22,7 +23,14 @@ SegmentMode = Literal["word", "sentence"]
 
 _CUTS: dict[SegmentMode, re.Pattern[str]] = {
     "word": re.compile(r"(?<=[a-z])\s+(?=[a-z])"),
-    "sentence": re.compile(r"(?:(?<=[.!?])\s+|\n\s*)(?=\S)"),
+    # A full stop ends a sentence unless it ends an initial or a common abbreviation ("J.", "p.o.", "Apt.",
+    # "St."), which addresses and names are full of, or the next word starts in lower case.
+    "sentence": re.compile(
+        r"(?:(?<=[!?])\s+"
+        r"|(?<=\.)(?<!\b\w\.)(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|No|Rd|Co|vs|Mt|Ft|Fl)\.)"
+        r"(?<!\b(?:Mrs|Apt|Ave|Ste|Inc|Ltd|etc|Bld|Dpt)\.)(?<!\b(?:Blvd|Dept|Corp|Univ)\.)\s+(?=[^\sa-z])"
+        r"|\n\s*)(?=\S)"
+    ),
 }
 
 

@@ -67,3 +67,11 @@ def test_a_megabyte_of_digits_or_at_signs_is_linear() -> None:
     # Runs of one character are the worst case for a backtracking regex; each must stay a fraction of a second.
     for text in ("1" * 1_000_000, "a@" * 500_000, "1 " * 500_000, "(1)-" * 250_000):
         assert find_patterns(text) == []
+
+
+def test_numbers_written_as_north_american_phones_count_even_when_unassigned() -> None:
+    # 751 is no assigned area code, but a reader sees a phone number, and so does whoever it leaks to.
+    assert found("Fax: 001-751-954-9268x818-Fax or (790)091-7442") == [
+        ("PHONE", "001-751-954-9268x818"),
+        ("PHONE", "(790)091-7442"),
+    ]
