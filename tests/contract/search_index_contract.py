@@ -173,6 +173,14 @@ class SearchIndexContract:
             vec = {h.document_id for h in index.vector(query_vector("invoice help"), principal=who)}
             assert lex == expected and vec == expected
 
+    def test_a_tenant_finds_its_few_matches_behind_many_better_ones_of_another(self, index: Any) -> None:
+        # Another tenant's documents outrank the caller's on every word; the caller still gets its own, best first.
+        strong = [make_document(f"g{i}", "refund " * 8 + f"policy {i}", tenant="globex") for i in range(60)]
+        weak = [make_document(f"a{i}", "refund " + "note " * (12 - 3 * i), tenant="acme") for i in range(3)]
+        index.write([indexed(d) for d in strong + weak])
+        hits = index.lexical("refund", principal=ACME, limit=5)
+        assert [h.document_id for h in hits] == ["a2", "a1", "a0"]
+
     def test_tenant_cannot_be_widened_by_filters(self, index: Any) -> None:
         with pytest.raises(InputError, match="identity"):
             index.lexical("x", principal=ACME, filters=[FilterClause("tenant", "eq", "globex")])
