@@ -320,7 +320,8 @@ class AnswerPipeline:
         redactor = guards.output_redactor(tenant=principal.tenant, conversation_id=conversation) if guards else None
         t0 = time.perf_counter()
         async for event in self._generate(choice.llm, request, redactor, run):
-            timings.setdefault("first_token", time.perf_counter() - started)
+            if event.kind == "delta":
+                timings.setdefault("first_token", time.perf_counter() - started)
             yield event
         usage, provider, model, failed = run.usage, run.provider, run.model, run.failed
         timings["model"] = time.perf_counter() - t0
@@ -429,15 +430,16 @@ class AnswerPipeline:
     ) -> list[AnswerEvent]:
         """The answer to a question a guard blocked: the policy's message, no retrieval, no model call."""
         timings["total"] = time.perf_counter() - started
-        answer = Answer(
-            request_id=request_id, question=question, text=outcome.message, citations=(), confidence=0.0,
-            refused=True, refusal_reason="guard_blocked", prompt_name=template.name,
-            prompt_version=template.version, prompt_sha256=template.sha256, route="none",
-            route_reason="blocked by a guard", provider="none", model="none", usage=Usage(), cost_usd=0.0,
-            retrieval_query="", timings=timings, guard_findings=outcome.findings,
-            review_required=outcome.review_required,
+        header = _Header(
+            request_id=request_id, question=question, prompt_name=template.name, prompt_version=template.version,
+            prompt_sha256=template.sha256, route="none", route_reason="blocked by a guard", retrieval_query="",
         )  # fmt: skip
-        meta = {"request_id": request_id, "question": question, "route": "none", "sources": 0, "blocked": True}
+        answer = Answer(
+            **header, text=outcome.message, citations=(), confidence=0.0, refused=True,
+            refusal_reason="guard_blocked", provider="none", model="none", usage=Usage(), cost_usd=0.0,
+            timings=timings, guard_findings=outcome.findings, review_required=outcome.review_required,
+        )  # fmt: skip
+        meta = {**header, "sources": 0, "blocked": True}
         return [
             AnswerEvent("meta", data=meta),
             _guard_event(outcome.findings),
