@@ -250,6 +250,66 @@ class GuardSettings(_Model):
     audit: bool = True
 
 
+class RateSettings(_Model):
+    """Requests and tokens (input + output) per minute; unset: no limit."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+
+
+class LimitSettings(_Model):
+    """Rate limits over a sliding minute (see README, Limits and budgets). ``tenants`` replaces ``per_tenant``
+    for the tenants it names."""
+
+    per_key: RateSettings = RateSettings()
+    per_tenant: RateSettings = RateSettings()
+    tenants: dict[str, RateSettings] = Field(default_factory=dict)
+
+
+class BudgetRule(_Model):
+    """Spend in USD per UTC calendar day and month; unset: no budget for that window."""
+
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+
+
+class BudgetSettings(_Model):
+    """Spend budgets per tenant (``"*"``: each tenant) and per cost tag value (``{cost_centre: {cc-7: ...}}``,
+    ``"*"``: each value). Over budget: 429 with Retry-After until the window resets, or with
+    ``downgrade_route`` set, the answer comes from that cheaper route and says so in its flags."""
+
+    tenants: dict[str, BudgetRule] = Field(default_factory=dict)
+    tags: dict[str, dict[str, BudgetRule]] = Field(default_factory=dict)
+    downgrade_route: str | None = None
+
+
+class LineageSettings(_Model):
+    """A record of every request in a blob store (see README, Lineage and retention)."""
+
+    enabled: bool = True
+    kind: str = "local"
+    #: The folder of the local blob store.
+    path: Path = Path(".answerdesk/lineage")
+    #: Store SHA-256 hashes instead of question, prompt and answer text, for every tenant ...
+    compliance_mode: bool = False
+    #: ... or for these tenants only.
+    compliance_tenants: tuple[str, ...] = ()
+    #: Days a record is kept (``answerdesk retention purge``); unset: kept until deleted by hand.
+    retention_days: int | None = Field(default=90, ge=1)
+    tenant_retention_days: dict[str, int] = Field(default_factory=dict)
+
+
+class ObserveSettings(_Model):
+    """Logs, metrics and traces of the service."""
+
+    #: One JSON object per log line (request id, model, tokens, cost, latency; never question or answer text).
+    json_logs: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: OTLP/HTTP traces endpoint (e.g. ``http://collector:4318/v1/traces``); unset: no traces exported.
+    otlp_endpoint: str | None = None
+    service_name: str = "answerdesk"
+
+
 class Settings(_Model):
     store: StoreSettings = StoreSettings()
     embedder: EmbedderSettings = EmbedderSettings()
@@ -262,6 +322,10 @@ class Settings(_Model):
     serve: ServeSettings = ServeSettings()
     auth: AuthSettings = AuthSettings()
     guard: GuardSettings = GuardSettings()
+    limits: LimitSettings = LimitSettings()
+    budgets: BudgetSettings = BudgetSettings()
+    lineage: LineageSettings = LineageSettings()
+    observe: ObserveSettings = ObserveSettings()
 
 
 def load_settings(
