@@ -18,7 +18,7 @@ import click
 import typer
 from rich.markup import escape
 
-from answerdesk.cli import ask, guard, ingest, kb, keys, prompts, search, serve
+from answerdesk.cli import ask, guard, ingest, kb, keys, prompts, retention, search, serve
 from answerdesk.cli.context import AppContext
 from answerdesk.cli.output import stderr
 from answerdesk.errors import (
@@ -64,6 +64,7 @@ app.add_typer(prompts.app, name="prompts")
 app.add_typer(guard.app, name="guard")
 app.command("serve", help=serve.HELP)(serve.serve_command)
 app.add_typer(keys.app, name="keys")
+app.add_typer(retention.app, name="retention")
 
 #: Exit codes by who has to act.
 EXIT_CODES: dict[type[AnswerdeskError], int] = {
