@@ -546,8 +546,8 @@ def report(results: dict[str, Any]) -> str:
                 mode,
                 score,
                 b[score]["threshold"],
-                b[score]["matched_median"],
-                b[score]["mismatched_median"],
+                b[score]["matched_p05"],
+                b[score]["mismatched_p95"],
                 b[score]["false_refusals"],
                 b[score]["mismatched_refused"],
             ]
@@ -558,7 +558,7 @@ def report(results: dict[str, Any]) -> str:
         out += [
             f"\n## Grounding and relevance (ClapNQ dev, {g['pairs']} reference answers, matched vs mismatched)\n",
             table(
-                ["scores", "score", "threshold", "matched p50", "mismatched p50", "false refusals", "mismatch refused"],
+                ["scores", "score", "threshold", "matched p05", "mismatched p95", "false refusals", "mismatch refused"],
                 rows,
             ),
         ]

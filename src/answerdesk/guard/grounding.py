@@ -28,10 +28,13 @@ from answerdesk.guard.base import Action, Finding, Stage
 
 Vector = npt.NDArray[np.float32]
 
-#: Defaults calibrated by ``bench/guard_attacks.py`` on ClapNQ dev (reference answers against their own
-#: passage and question vs a mismatched passage and question): see the README for the figures.
-DEFAULT_GROUNDING_THRESHOLD = 0.5
-DEFAULT_RELEVANCE_THRESHOLD = 0.3
+#: Defaults calibrated by ``bench/guard_attacks.py`` on ClapNQ dev: 300 reference answers scored against their own
+#: passage and question and against a mismatched one; each threshold is the midpoint between the matched pairs'
+#: 5th percentile and the mismatched pairs' 95th (grounding 0.83 / 0.10; relevance with MiniLM vectors
+#: 0.36 / 0.20). Relevance needs the vectors: by words alone a good answer often shares no word with the question
+#: (paraphrase), and lexical relevance under 0.3 refuses 22 % of the reference answers (8 % even under 0.1).
+DEFAULT_GROUNDING_THRESHOLD = 0.465
+DEFAULT_RELEVANCE_THRESHOLD = 0.28
 
 
 class ContextualGroundingPolicy(BaseModel):

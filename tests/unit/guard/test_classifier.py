@@ -50,3 +50,20 @@ def test_unreadable_weights_are_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ConfigError, match="prompt-attack model"):
         load_model(tmp_path / "bad.npz")
+
+
+def test_threshold_for_fpr_flags_at_most_the_allowed_share_of_benign_scores() -> None:
+    from answerdesk.guard.train_injection import threshold_for_fpr, tpr_at_threshold
+
+    benign = [i / 100 for i in range(100)]
+    threshold = threshold_for_fpr(benign, 0.02)
+    assert tpr_at_threshold(benign, threshold) == 0.02
+    assert tpr_at_threshold(benign, threshold_for_fpr(benign, 0.0)) == 0.0
+
+
+def test_synthetic_benign_requests_are_reproducible_and_distinct() -> None:
+    from answerdesk.guard._synthetic import synthetic_instructions
+
+    first = synthetic_instructions(200)
+    assert first == synthetic_instructions(200)
+    assert len(set(first)) == 200
