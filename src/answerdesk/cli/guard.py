@@ -98,6 +98,20 @@ def policy_check_command(
     stdout.print(f"{escape(str(file))}: valid, version {escape(policy.version)} · " + ", ".join(parts))
 
 
+@app.command("train-injection")
+def train_injection_command(
+    data: Annotated[
+        Path, typer.Option("--data", help="Evaluation data folder with guard/, traffic/ and rag/.", file_okay=False)
+    ] = Path("../shared/data"),
+    out: Annotated[Path | None, typer.Option("--out", help="Weights file (default: the packaged one).")] = None,
+) -> None:
+    """Retrain the prompt-attack classifier (needs scikit-learn) and print its validation figures."""
+    from answerdesk.guard.train_injection import PACKAGED_MODEL, train_and_save
+
+    result = train_and_save(data, out or PACKAGED_MODEL, log=lambda m: stdout.print(escape(m)))
+    stdout.print(f"validation (classifier only): {result['validation']}")
+
+
 @app.command("audit")
 def audit_command(
     ctx: typer.Context,

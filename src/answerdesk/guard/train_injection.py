@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from answerdesk.errors import ConfigError
 from answerdesk.guard._synthetic import synthetic_instructions
 from answerdesk.guard.classifier import MODEL_FILE, WINDOW_CHARS, WINDOW_STRIDE, InjectionModel, hashed_features
 from answerdesk.guard.normalize import normalize_for_matching
@@ -304,23 +305,38 @@ def validation_report(model: InjectionModel, examples: Iterable[Example]) -> dic
     }
 
 
+PACKAGED_MODEL = Path(__file__).with_name(MODEL_FILE)
+
+
+def train_and_save(data_dir: Path, out: Path, *, log: Any = print) -> dict[str, Any]:
+    """Train, write the weights to ``out``, and return the validation report. Raises ``ConfigError`` when
+    scikit-learn is missing or the data folder lacks a file."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("training needs scikit-learn: pip install 'answerdesk[bench]'") from exc
+    if not (data_dir / "guard" / "guardrail_dev.jsonl").exists():
+        raise ConfigError(f"{data_dir} has no guard/guardrail_dev.jsonl (pass the evaluation data folder)")
+    model = train(data_dir, log=log)
+    model.save(out)
+    _, validation = dev_split(data_dir)
+    log(f"wrote {out} ({out.stat().st_size // 1024} KB), threshold {model.threshold:.3f}")
+    return {"threshold": model.threshold, "validation": validation_report(model, validation)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m answerdesk.guard.train_injection", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder with guard/, traffic/, rag/")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name(MODEL_FILE), help="weights file to write")
+    parser.add_argument("--out", type=Path, default=PACKAGED_MODEL, help="weights file to write")
     args = parser.parse_args(argv)
     try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        print("training needs scikit-learn: pip install 'answerdesk[bench]'", file=sys.stderr)
+        result = train_and_save(args.data, args.out)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
         return 2
-    model = train(args.data)
-    model.save(args.out)
-    _, validation = dev_split(args.data)
-    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB), threshold {model.threshold:.3f}")
-    print("validation (classifier only):", json.dumps(validation_report(model, validation)))
+    print("validation (classifier only):", json.dumps(result["validation"]))
     return 0
 
 

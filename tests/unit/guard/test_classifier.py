@@ -67,3 +67,11 @@ def test_synthetic_benign_requests_are_reproducible_and_distinct() -> None:
     first = synthetic_instructions(200)
     assert first == synthetic_instructions(200)
     assert len(set(first)) == 200
+
+
+def test_training_without_the_data_folder_says_what_is_missing(tmp_path: Path) -> None:
+    from answerdesk.guard.train_injection import train_and_save
+
+    with pytest.raises(ConfigError, match=r"guardrail_dev\.jsonl"):
+        train_and_save(tmp_path, tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
