@@ -12,6 +12,7 @@ from answerdesk.errors import ConfigError
 from answerdesk.generate.models import ConfiguredModels
 from answerdesk.guard.factory import build_guardrails
 from answerdesk.guard.guardrails import Guardrails
+from answerdesk.observe.tracing import TracedModels
 from answerdesk.pipeline import AnswerPipeline
 from answerdesk.prompts.labels import PromptLabelStore
 from answerdesk.prompts.registry import TEMPLATES_DIR, PromptRegistry
@@ -68,7 +69,7 @@ class AppContext:
         return AnswerPipeline(
             self.retriever,
             self.prompts,
-            self.models,
+            TracedModels(self.models),
             self.embedder,
             self.settings.generation,
             k=self.settings.retrieval.k,

@@ -30,10 +30,11 @@ log = logging.getLogger("answerdesk.serve")
 
 
 def build_hooks(app: AppContext) -> RequestHooks:
-    """The request hooks of this process (rate limits, budgets, lineage, metrics plug in here)."""
-    from answerdesk.serve.base import NoHooks
+    """The request hooks of this process: rate limits, budgets and the usage ledger, lineage (metrics and
+    request logs are added by the app itself)."""
+    from answerdesk.cost.hooks import service_hooks
 
-    return NoHooks()
+    return service_hooks(app.settings)
 
 
 def build_services(app: AppContext) -> Services:
@@ -70,9 +71,17 @@ def build_services(app: AppContext) -> Services:
 
 def make_app() -> FastAPI:
     """The app of one worker process (uvicorn's factory): settings from ``$ANSWERDESK_CONFIG`` and the env."""
+    from opentelemetry import trace
+
+    from answerdesk.observe.logs import configure_logging
+    from answerdesk.observe.tracing import build_tracer_provider
     from answerdesk.serve.app import create_app
 
     app = AppContext(None)
+    observe = app.settings.observe
+    configure_logging(json_logs=observe.json_logs, level=observe.log_level)
+    # One provider per worker process, set once here at the edge (the model wrappers look it up).
+    trace.set_tracer_provider(build_tracer_provider(observe))
     # Load the embedding model now, not on the first caller's request.
     app.embedder.embed_queries(["warm up"])
     return create_app(app.settings, services=build_services(app))

@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Info
 
 from answerdesk.config import Settings
 from answerdesk.ingest.indexer import Ingestor
+from answerdesk.observe.metrics import ObservedHooks, ServiceMetrics
+from answerdesk.observe.middleware import ObserveMiddleware
 from answerdesk.pipeline import AnswerPipeline
 from answerdesk.retrieve.hybrid import HybridRetriever
 from answerdesk.security.auth import Authenticator
@@ -79,6 +81,9 @@ def create_app(settings: Settings, *, services: Services) -> FastAPI:
     if services.metrics is None:
         services.metrics = CollectorRegistry()
         Info("answerdesk_build", "answerdesk version", registry=services.metrics).info({"version": VERSION})
+    # Metrics, request logs and the overhead header wrap whatever hooks the app was given.
+    if not isinstance(services.hooks, ObservedHooks):
+        services.hooks = ObservedHooks(services.hooks, ServiceMetrics(services.metrics))
     problems.install(app)
     for module in (routes_answers, routes_openai, routes_search, routes_feedback, routes_health):
         app.include_router(module.router)
@@ -87,4 +92,5 @@ def create_app(settings: Settings, *, services: Services) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, default=settings.serve.max_body_kb * 1024,
                        limits={("POST", "/v1/documents"): uploads})  # fmt: skip
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ObserveMiddleware, overhead=services.hooks.metrics.overhead_seconds)
     return app

@@ -1,0 +1,1 @@
+"""Observability of the service: JSON logs, Prometheus metrics, OpenTelemetry spans, overhead timing."""
