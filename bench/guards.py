@@ -5,7 +5,8 @@ and (from ``guard_attacks.py``) prompt-injection detection — side by side in o
   texts) for answerdesk's pattern detectors alone, answerdesk with the packaged spaCy model (``[ner]``), and
   Presidio's ``AnalyzerEngine`` over the same packaged spaCy model with its default recognizers and threshold.
   A prediction is correct when it overlaps a gold span of the same type (span overlap, both systems alike).
-  Latency per 1 KB text p50/p99: 1 KB texts made by joining consecutive dataset texts.
+  Latency per 1 KB text p50/p99: 1 KB texts made by joining consecutive dataset texts, the systems timed in
+  turns on each text.
 - Streaming: every dataset text streamed through :class:`StreamRedactor` in random chunks; a leak is a value
   the batch redaction hides that appears in what was streamed; a mismatch is any difference from batch.
 - Input guards: all of them (PII without NER, word filters, denied topics with the query vector the spine
@@ -195,15 +196,20 @@ def kilobyte_texts(examples: Sequence[Example], *, count: int) -> list[str]:
     return out
 
 
-def latency(detect: Callable[[str], object], texts: Sequence[str], *, warmup: int = 5) -> dict[str, float]:
-    for text in texts[:warmup]:
-        detect(text)
-    times = []
-    for text in texts:
-        t0 = time.perf_counter()
-        detect(text)
-        times.append((time.perf_counter() - t0) * 1000)
-    return {"p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99), "n": len(times)}
+def latencies(detectors: dict[str, Callable[[str], object]], texts: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per-text milliseconds of every detector, taken in turns on each text (the order rotating), so that a
+    burst of load on a shared machine falls on all of them alike."""
+    names = list(detectors)
+    for text in texts[:5]:
+        for name in names:
+            detectors[name](text)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i, text in enumerate(texts):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            t0 = time.perf_counter()
+            detectors[name](text)
+            times[name].append((time.perf_counter() - t0) * 1000)
+    return {n: {"p50_ms": percentile(t, 50), "p99_ms": percentile(t, 99), "n": len(t)} for n, t in times.items()}
 
 
 def pii_results(examples: Sequence[Example], *, peer: bool, latency_texts: int) -> dict[str, Any]:
@@ -215,18 +221,18 @@ def pii_results(examples: Sequence[Example], *, peer: bool, latency_texts: int) 
         systems["presidio"] = presidio_detector
     kb = kilobyte_texts(examples, count=latency_texts)
     out: dict[str, Any] = {"texts": len(examples), "kb_texts": len(kb), "systems": {}}
+    detectors = {}
     for name, make in systems.items():
         log(f"PII: {name}")
         t0 = time.perf_counter()
-        detect = make()
-        load_s = time.perf_counter() - t0
+        detect = detectors[name] = make()
         detect("warm up the model with a first text from Ana in Lisbon")
+        load_s = time.perf_counter() - t0
         predictions = [detect(ex.text) for ex in examples]
-        out["systems"][name] = {
-            "scores": score(examples, predictions),
-            "latency_per_kb": latency(detect, kb),
-            "load_s": round(load_s, 2),
-        }
+        out["systems"][name] = {"scores": score(examples, predictions), "load_s": round(load_s, 2)}
+    log("PII: latency per 1 KB")
+    for name, figures in latencies(detectors, kb).items():
+        out["systems"][name]["latency_per_kb"] = figures
     return out
 
 
@@ -299,6 +305,8 @@ def input_guard_results(data_dir: Path, *, count: int) -> dict[str, Any]:
         outcome = guards.check_input(message, tenant=None, request_id=f"r{i}", query_vector=vector)
         times.append((time.perf_counter() - t0) * 1000)
         blocked += outcome.blocked
+    # Timed apart: torch's worker threads spin for a while after each call and would slow the guards down.
+    for message in messages[:100]:
         t0 = time.perf_counter()
         embedder.embed_queries([message])
         embed_times.append((time.perf_counter() - t0) * 1000)

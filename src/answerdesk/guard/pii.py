@@ -200,10 +200,15 @@ class PiiGuard:
     def redact(self, text: str, *, stage: Stage, placeholders: Placeholders) -> GuardResult:
         """``text`` with every detected entity replaced by its placeholder, and one finding per entity found.
         Raises ``GuardError`` when a detector fails, ``ConfigError`` when the NER extra is missing."""
-        return self.redact_segments(split_segments(text, self.segment_mode), stage=stage, placeholders=placeholders)
+        # Names and multi-word patterns are detected sentence by sentence, so that a streamed prefix sees exactly
+        # the sentences the whole text has. Pattern entities never span a word cut (see segments.py), so the
+        # whole text gives the matches its cut-up pieces would, in one pass instead of one per word.
+        mode = self.segment_mode
+        segments = split_segments(text, mode) if mode == "sentence" else [text] if text else []
+        return self.redact_segments(segments, stage=stage, placeholders=placeholders)
 
     def redact_segments(self, segments: Sequence[str], *, stage: Stage, placeholders: Placeholders) -> GuardResult:
-        """Redact text already split by :func:`split_segments` (the streaming redactor's entry point)."""
+        """Redact text already split into segments, each detected on its own."""
         if not segments:
             return GuardResult("")
         spans_per_segment = self._detect(segments)

@@ -11,6 +11,7 @@ streaming redactor cut text at such whitespace and find exactly the matches the 
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
@@ -176,8 +177,16 @@ def resolve_overlaps(spans: list[PiiSpan], *, priority: tuple[str, ...] = ()) ->
     ``priority``, then the earlier start."""
     rank = {entity: i for i, entity in enumerate(priority)}
     ordered = sorted(spans, key=lambda s: (-(s.end - s.start), rank.get(s.entity, len(rank)), s.start))
+    # Kept spans are disjoint, so sorted by start they are sorted by end too: a new span only has to be checked
+    # against its neighbours (a long text can hold tens of thousands of matches).
+    starts: list[int] = []
     kept: list[PiiSpan] = []
     for span in ordered:
-        if all(span.end <= k.start or span.start >= k.end for k in kept):
-            kept.append(span)
-    return sorted(kept)
+        i = bisect.bisect_left(starts, span.start)
+        if i < len(kept) and kept[i].start < span.end:
+            continue
+        if i > 0 and kept[i - 1].end > span.start:
+            continue
+        starts.insert(i, span.start)
+        kept.insert(i, span)
+    return kept

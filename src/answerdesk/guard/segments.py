@@ -1,8 +1,10 @@
-"""Where PII detection may cut text: the segments both batch and streaming redaction detect PII within.
+"""Where PII redaction may cut text: the points a streaming redactor releases text at.
 
-Detection runs on each segment alone. A cut falls only where no match can span it, and whether a position is
-a cut depends only on the text up to the first character after it, so a streaming redactor that cuts a
-growing buffer finds exactly the cuts of the whole text, and streams exactly the batch redaction.
+A cut falls only where no match can span it, and whether a position is a cut depends only on the text up to
+the first character after it, so a streaming redactor that cuts a growing buffer finds exactly the cuts of
+the whole text, and each piece it releases has exactly the matches the whole text has there. Names and
+multi-word patterns are detected sentence by sentence (each ``sentence`` segment alone, in batch too), since
+a recognizer's view of a sentence depends on all of it; pattern entities are detected on the whole text.
 
 - ``word``: whitespace between two lower-case letters. No built-in pattern entity (email, phone, card, IBAN,
   SSN, IP address) can contain it, so text is held back only while a candidate is still open.

@@ -4,7 +4,7 @@
 :mod:`answerdesk.guard.segments` in it, redacted. A segment is complete at the first cut after it, so the
 hold-back is one word while only pattern entities are on (a phone number or card number is held until the
 word after it arrives) and one sentence when names, places or custom patterns are. Because the cuts of a
-prefix are the cuts of the whole text, the concatenated output equals :meth:`PiiGuard.redact
+prefix are the cuts of the whole text, and no match spans a cut, the concatenated output equals :meth:`PiiGuard.redact
 <answerdesk.guard.pii.PiiGuard.redact>` of the whole text for any split into chunks, so a value split
 across chunks is never released half-redacted.
 """
@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from answerdesk.guard.base import Finding, Stage
 from answerdesk.guard.pii import PiiGuard, Placeholders
-from answerdesk.guard.segments import last_cut, split_segments
+from answerdesk.guard.segments import last_cut
 
 
 class StreamRedactor:
@@ -58,9 +58,7 @@ class StreamRedactor:
         return self._release(self._buffer, rest="")
 
     def _release(self, text: str, *, rest: str) -> str:
-        result = self._guard.redact_segments(
-            split_segments(text, self._guard.segment_mode), stage=self._stage, placeholders=self._placeholders
-        )
+        result = self._guard.redact(text, stage=self._stage, placeholders=self._placeholders)
         self._findings += [_shift(f, self._offset) for f in result.findings]
         self._offset += len(text)
         self._buffer = rest
