@@ -19,7 +19,7 @@ from pathlib import Path
 
 from answerdesk.ingest.indexer import Ingestor, Progress
 from answerdesk.ingest.loaders import SourceFile, load
-from answerdesk.serve.schemas import _plain
+from answerdesk.serve.schemas import to_plain
 from answerdesk.serve.state import Job, ServiceState
 from answerdesk.types import Document, DocumentMeta, IngestFailure, Principal
 
@@ -91,7 +91,7 @@ class IngestJobs:
             report = self._ingestor.index(documents, on_progress=on_progress)
             report = dataclasses.replace(report, failures=(*failures, *report.failures))
             self._state.update_job(
-                job_id, status="done", documents=len(documents), chunks=report.chunks_written, report=_plain(report)
+                job_id, status="done", documents=len(documents), chunks=report.chunks_written, report=to_plain(report)
             )
         except Exception as exc:  # the job records the failure; the worker thread lives on
             log.exception("ingestion job %s failed", job_id)

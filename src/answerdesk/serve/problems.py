@@ -32,6 +32,7 @@ from answerdesk.errors import (
     StoreError,
     Unauthorized,
 )
+from answerdesk.serve.schemas import to_plain
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("answerdesk.serve")
@@ -99,7 +100,7 @@ def _extra(exc: BaseException) -> dict[str, Any]:
             extra["retry_after"] = _seconds(exc.retry_after)
         return extra
     if isinstance(exc, GuardrailBlocked):
-        return {"findings": [_plain(f) for f in exc.findings]}
+        return {"findings": [to_plain(f) for f in exc.findings]}
     return {}
 
 
@@ -125,16 +126,6 @@ def _provider(exc: ProviderError) -> Problem:
 
 def _seconds(value: float) -> int:
     return max(1, math.ceil(value))
-
-
-def _plain(value: object) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
-    if isinstance(value, list | tuple | frozenset | set):
-        return [_plain(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
 
 
 def validation_problem(errors: Sequence[Any]) -> Problem:

@@ -200,10 +200,10 @@ def answer_out(answer: Answer) -> dict[str, Any]:
     """The wire form of an answer: every field of :class:`Answer` except the internal ones, so a field added
     to answers later reaches clients without a change here."""
     body: dict[str, Any] = {
-        f.name: _plain(getattr(answer, f.name)) for f in dataclasses.fields(answer) if f.name not in _NOT_SENT
+        f.name: to_plain(getattr(answer, f.name)) for f in dataclasses.fields(answer) if f.name not in _NOT_SENT
     }
     body["citations"] = [citation_out(c) for c in answer.citations]
-    body["usage"] = _plain(answer.usage)
+    body["usage"] = to_plain(answer.usage)
     body["timings_ms"] = {k: round(v * 1000, 2) for k, v in answer.timings.items()}
     return body
 
@@ -222,13 +222,13 @@ def passage_out(rank: int, c: ScoredChunk) -> dict[str, Any]:
     }
 
 
-def _plain(value: object) -> Any:
+def to_plain(value: object) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from answerdesk.pipeline import AnswerEvent
-from answerdesk.serve.schemas import _plain, answer_out, citation_out
+from answerdesk.serve.schemas import answer_out, citation_out, to_plain
 
 
 def event_payload(event: AnswerEvent) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def event_payload(event: AnswerEvent) -> dict[str, Any]:
     if event.citation is not None:
         return citation_out(event.citation)
     payload: dict[str, Any] = {"text": event.text} if event.text or event.kind == "delta" else {}
-    payload.update({str(k): _plain(v) for k, v in event.data.items()})
+    payload.update({str(k): to_plain(v) for k, v in event.data.items()})
     return payload
 
 

@@ -75,3 +75,18 @@ async def test_feedback_is_stored_and_handed_to_the_hooks(client: httpx.AsyncCli
     assert [(f.rating, f.csat, f.comment) for f in stored] == [("down", 2, "missed the EU rule")]
     assert service.hooks.feedback_calls[0].request_id == answer["request_id"]
     assert service.services.state.feedback_for(answer["request_id"], tenant="globex") == []
+
+
+async def test_an_upload_cannot_claim_another_tenant(client: httpx.AsyncClient, service: Service) -> None:
+    sneaky = b"---\ntenant: globex\nid: globex-secret\n---\n# Notes\n\nGlobex internal escalation rota.\n"
+    r = await client.post(
+        "/v1/documents",
+        files={"files": ("notes.md", sneaky)},
+        data={"meta": ["tenant=globex"]},
+        headers=service.headers("ingest"),
+    )
+    service.app.state.jobs.wait(r.json()["id"], timeout=30)  # type: ignore[attr-defined]
+    stored = {d.id: d.meta.get("tenant") for d in service.store.documents()}
+    assert stored.get("acme/globex-secret") == "acme" and "globex-secret" not in stored
+    globex = await client.get("/v1/search", params={"q": "escalation rota"}, headers=service.headers("globex"))
+    assert all(p["document_id"] != "acme/globex-secret" for p in globex.json()["results"])
