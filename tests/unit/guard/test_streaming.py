@@ -21,7 +21,27 @@ VALUES = [
     "86.231.85.193",
     "fe80::1ff:fe23:4567:890a",
 ]
-WORDS = ["call", "me", "at", "or", "card", "thanks.", "Hi,", "ok\n", "ip", "x", "42", "(", ")", "-", "ext.", "-Office", "Apt.", "+1", "GB82"]
+WORDS = [
+    "call",
+    "me",
+    "at",
+    "or",
+    "card",
+    "thanks.",
+    "Hi,",
+    "ok\n",
+    "ip",
+    "x",
+    "42",
+    "(",
+    ")",
+    "-",
+    "ext.",
+    "-Office",
+    "Apt.",
+    "+1",
+    "GB82",
+]
 PATTERNS = PiiGuard()
 WITH_NAMES = PiiGuard(
     SensitiveInformationPolicy.model_validate({"piiEntities": ["EMAIL", "PHONE", "PERSON"]}),
