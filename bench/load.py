@@ -1,0 +1,503 @@
+"""Load benchmark of the HTTP service: answerdesk's own overhead under concurrency, beside the LiteLLM proxy.
+
+Everything runs on loopback in one run:
+
+1. a fake OpenAI-compatible upstream (this file, ``--fake-upstream PORT``; a raw ASGI app under uvicorn) that
+   answers at once (JSON) or streams 8 chunks 2 ms apart, so model time is small and known;
+2. a real ``answerdesk serve`` process with an ``openai_compat`` model pointing at it, the real packaged
+   embedder, default guardrails, rate limits, budgets and lineage on;
+3. the LiteLLM proxy (``litellm --config``), in its own virtualenv, pointing at the same upstream.
+
+N concurrent clients (httpx async) send requests for M seconds per phase, streaming and not, to the
+upstream directly, to answerdesk's ``/v1/answers`` and ``/v1/chat/completions``, and to LiteLLM. Then a
+short phase with a rate-limited key checks that the 429s are the deliberate ones, and the lineage records
+are counted against the accepted request ids.
+
+Overhead, two ways:
+- **server-side** (answerdesk only; the issue's definition): request time in answerdesk minus provider time,
+  per request, read from its lineage record (``latency_ms`` − ``timings.model``). It includes auth, limits,
+  budgets, input guards, query embedding and retrieval (~20 ms on 2 cores), prompt, output guards, lineage.
+- **client-side** (both, comparable): median/p99 latency through the service minus the same percentile
+  sent straight to the upstream at the same concurrency (LiteLLM's own definition of its overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "load.json"
+ANSWERDESK = str(Path(sys.executable).with_name("answerdesk"))
+#: Where ``bench/README.md`` tells to install LiteLLM (its pins conflict with answerdesk's, see there).
+LITELLM = os.environ.get("LOAD_BENCH_LITELLM", str(ROOT / "build" / "litellm-venv" / "bin" / "litellm"))
+REPLY = "Annual plans are refunded in full within 30 days of the charge [1]."
+CHUNKS = 8
+CHUNK_GAP_S = 0.002
+LIMITED_RPM = 30
+LITELLM_KEY = "sk-load-" + uuid.uuid4().hex
+
+KB = {
+    "refunds.md": "# Refunds\n\nAnnual plans are refunded in full within 30 days of the charge. Monthly plans "
+    "are not refunded, but you can cancel at any time from the Billing page.",
+    "labels.md": "# Shipping labels\n\nThermal printers print 4x6 shipping labels from the Orders page. Pick "
+    "the printer under Settings, then Print label on any order.",
+    "sla.md": "# Support hours\n\nPriority tickets are answered within 2 hours, every day of the year. Other "
+    "tickets are answered within one business day.",
+    "returns.md": "# Returns\n\nA return label is emailed within 24 hours of a return request. Items must be "
+    "sent back within 14 days, unused and in their packaging.",
+}
+QUESTIONS = (
+    "How are annual plans refunded?",
+    "How do I print a 4x6 shipping label?",
+    "How fast are priority tickets answered?",
+    "When do I get a return label?",
+)
+
+
+# -- fake upstream ---------------------------------------------------------------------------------------------
+
+
+async def fake_upstream(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A minimal OpenAI-compatible ``/v1/chat/completions`` (and ``/v1/models``) as a raw ASGI app."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if scope["path"].endswith("/models"):
+        await _json(send, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+        return
+    request = json.loads(body or b"{}")
+    created = int(time.time())
+    usage = {"prompt_tokens": 300, "completion_tokens": 16, "total_tokens": 316}
+    if not request.get("stream"):
+        await _json(send, {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": created, "model": "fake-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY}, "finish_reason": "stop"}],
+            "usage": usage,
+        })  # fmt: skip
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})  # fmt: skip
+    step = -(-len(REPLY) // CHUNKS)
+    for i in range(CHUNKS):
+        chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": "fake-model",
+                 "choices": [{"index": 0, "delta": {"content": REPLY[i * step:(i + 1) * step]},
+                              "finish_reason": None}]}  # fmt: skip
+        await send({"type": "http.response.body", "body": b"data: " + json.dumps(chunk).encode() + b"\n\n",
+                    "more_body": True})  # fmt: skip
+        await asyncio.sleep(CHUNK_GAP_S)
+    final = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": "fake-model",
+             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}  # fmt: skip
+    tail = b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n"
+    await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+async def _json(send: Any, data: object) -> None:
+    raw = json.dumps(data).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": raw})
+
+
+# -- processes -------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_http(
+    url: str, *, timeout: float, proc: subprocess.Popen[bytes], headers: dict[str, str] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, headers=headers, timeout=2).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def process(args: list[str], *, log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def answerdesk_config(work: Path, *, upstream: int, port: int) -> Path:
+    config = {
+        "store": {"path": str(work / "kb.db")},
+        "lineage": {"path": str(work / "lineage")},
+        "observe": {"json_logs": True, "log_level": "WARNING"},
+        "serve": {"port": port, "request_timeout_s": 60},
+        "limits": {"tenants": {"limited": {"requests_per_minute": LIMITED_RPM}}},
+        "budgets": {"tenants": {"*": {"daily_usd": 1000.0}}},
+        "generation": {
+            "models": {
+                "fake": {
+                    "kind": "openai_compat",
+                    "model": "fake-model",
+                    "base_url": f"http://127.0.0.1:{upstream}/v1",
+                    "api_key": "sk-fake",
+                    "price_input_per_1k": 0.0005,
+                    "price_output_per_1k": 0.0015,
+                }
+            },
+            "routes": {"default": ["fake"]},
+            "relevance_threshold": 0.0,
+        },
+    }
+    path = work / "answerdesk.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
+def setup_answerdesk(work: Path, config: Path, env: dict[str, str]) -> dict[str, str]:
+    kb = work / "kb"
+    kb.mkdir()
+    for name, text in KB.items():
+        (kb / name).write_text(text)
+    cli(config, env, "ingest", str(kb))
+    keys = {}
+    for tenant in ("bench", "limited"):
+        out = cli(config, env, "keys", "create", "--name", f"load-{tenant}", "--role", "agent", "--tenant", tenant,
+                  "--json")  # fmt: skip
+        keys[tenant] = json.loads(out)["key"]
+    return keys
+
+
+def cli(config: Path, env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([ANSWERDESK, "-c", str(config), *args], env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"answerdesk {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+def litellm_config(work: Path, upstream: int) -> Path:
+    config = {
+        "model_list": [{"model_name": "fake-model", "litellm_params": {
+            "model": "openai/fake-model", "api_base": f"http://127.0.0.1:{upstream}/v1", "api_key": "sk-fake"}}],
+        "litellm_settings": {"drop_params": True, "telemetry": False},
+        # Callers authenticate, as they do with answerdesk (the proxy refuses to start without a key).
+        "general_settings": {"master_key": LITELLM_KEY},
+    }  # fmt: skip
+    path = work / "litellm.yaml"
+    path.write_text(json.dumps(config))
+    return path
+
+
+# -- load ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    target: str  # "direct" | "answerdesk" | "litellm"
+    url: str
+    stream: bool
+    body: str  # "answers" | "chat"
+    headers: dict[str, str] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    first_byte: list[float] = field(default_factory=list)
+    header_overhead_ms: list[float] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def request_body(phase: Phase, i: int) -> dict[str, Any]:
+    question = QUESTIONS[i % len(QUESTIONS)]
+    if phase.body == "answers":
+        return {"question": question, "stream": phase.stream}
+    model = "default" if phase.target == "answerdesk" else "fake-model"
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": question}],
+                            "stream": phase.stream, "max_tokens": 64}  # fmt: skip
+    if phase.stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+async def one(client: httpx.AsyncClient, phase: Phase, i: int) -> None:
+    request_id = f"{phase.name}-{i}-{uuid.uuid4().hex[:8]}"
+    headers = {**phase.headers, "X-Request-ID": request_id}
+    started = time.perf_counter()
+    try:
+        async with client.stream("POST", phase.url, json=request_body(phase, i), headers=headers) as response:
+            first = None
+            async for _ in response.aiter_raw():
+                first = first or time.perf_counter()
+            done = time.perf_counter()
+    except httpx.HTTPError as exc:
+        phase.errors.append(f"{type(exc).__name__}: {exc}")
+        return
+    status = str(response.status_code)
+    phase.statuses[status] = phase.statuses.get(status, 0) + 1
+    if response.status_code != 200:
+        return
+    phase.accepted.append(request_id)
+    phase.latencies.append(done - started)
+    phase.first_byte.append((first or done) - started)
+    overhead = response.headers.get("x-answerdesk-overhead-ms")
+    if overhead is not None and not phase.stream:
+        phase.header_overhead_ms.append(float(overhead))
+
+
+async def run_phase(phase: Phase, *, clients: int, seconds: float) -> Phase:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    counter = iter(range(10**9))
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0)) as client:
+        # Warm up the connections and the service's first-call paths outside the measurement.
+        await asyncio.gather(*(one(client, Phase("warm", phase.target, phase.url, phase.stream, phase.body,
+                                                    dict(phase.headers)), i) for i in range(clients)))  # fmt: skip
+        stop = time.perf_counter() + seconds
+        started = time.perf_counter()
+
+        async def worker() -> None:
+            while time.perf_counter() < stop:
+                await one(client, phase, next(counter))
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        phase.seconds = time.perf_counter() - started
+    return phase
+
+
+# -- figures ---------------------------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def summary(phase: Phase) -> dict[str, Any]:
+    ms = [v * 1000 for v in phase.latencies]
+    return {
+        "name": phase.name, "target": phase.target, "stream": phase.stream, "requests": len(ms),
+        "rps": len(ms) / phase.seconds if phase.seconds else 0.0,
+        "p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95), "p99_ms": pct(ms, 99),
+        "ttfb_p50_ms": pct([v * 1000 for v in phase.first_byte], 50),
+        "statuses": phase.statuses, "errors": len(phase.errors), "error_samples": phase.errors[:3],
+        "header_overhead_p50_ms": pct(phase.header_overhead_ms, 50) if phase.header_overhead_ms else None,
+    }  # fmt: skip
+
+
+def lineage_overheads(
+    root: Path, accepted: dict[str, str]
+) -> tuple[dict[str, list[float]], set[str], dict[str, list[float]]]:
+    """Server-side overhead (ms) per phase from the lineage records of accepted requests (``accepted`` maps
+    request ids to phase names), the request ids that have a ``responses/`` record, and each pipeline
+    stage's times (ms)."""
+    by_kind: dict[str, list[float]] = {}
+    found: set[str] = set()
+    stages: dict[str, list[float]] = {}
+    for path in (root / "responses").rglob("*.json"):
+        if ".feedback-" in path.name:
+            continue
+        record = json.loads(path.read_text())
+        found.add(record["request_id"])
+        timings = record.get("timings")
+        # Refusals and guard replacements count too: they did the same work before the model was asked.
+        if record["request_id"] not in accepted or not timings:
+            continue
+        by_kind.setdefault(accepted[record["request_id"]], []).append(
+            record["latency_ms"] - timings.get("model", 0.0) * 1000
+        )
+        for stage, seconds in timings.items():
+            stages.setdefault(stage, []).append(seconds * 1000)
+    return by_kind, found, stages
+
+
+def fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "—" if value != value else f"{value:.1f}"
+    return str(value)
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = [max(len(c), *(len(fmt(r.get(c))) for r in rows)) for c in columns]
+    print(" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    print("-|-".join("-" * w for w in widths))
+    for r in rows:
+        print(" | ".join(fmt(r.get(c)).ljust(w) for c, w in zip(columns, widths, strict=True)))
+
+
+# -- main ------------------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients per phase (32)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds per phase (10)")
+    parser.add_argument("--skip-litellm", action="store_true", help="measure answerdesk only")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--fake-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.fake_upstream:
+        import uvicorn
+
+        uvicorn.run(fake_upstream, host="127.0.0.1", port=args.fake_upstream, log_level="warning",
+                    access_log=False, lifespan="on")  # fmt: skip
+        return 0
+    return asyncio.run(bench(args))
+
+
+async def bench(args: argparse.Namespace) -> int:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OPENBLAS_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    work = Path(tempfile.mkdtemp(prefix="answerdesk-load-"))
+    up_port, ad_port, ll_port = free_port(), free_port(), free_port()
+    up_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
+    phases: list[Phase] = []
+    litellm_ok = not args.skip_litellm and Path(LITELLM).exists()
+    config = answerdesk_config(work, upstream=up_port, port=ad_port)
+    print(f"setting up in {work} (ingest + keys) ...", file=sys.stderr)
+    keys = setup_answerdesk(work, config, env)
+    bench_key = {"Authorization": f"Bearer {keys['bench']}"}
+    with contextlib.ExitStack() as stack:
+        up = stack.enter_context(process([sys.executable, __file__, "--fake-upstream", str(up_port)],
+                                         log=work / "upstream.log", env=env))  # fmt: skip
+        wait_http(f"http://127.0.0.1:{up_port}/v1/models", timeout=30, proc=up)
+        ad = stack.enter_context(process([ANSWERDESK, "-c", str(config), "serve", "--port", str(ad_port)],
+                                         log=work / "answerdesk.log", env=env))  # fmt: skip
+        wait_http(f"http://127.0.0.1:{ad_port}/readyz", timeout=120, proc=ad)
+        ad_base = f"http://127.0.0.1:{ad_port}"
+        plan = [
+            Phase("direct-json", "direct", up_url, False, "chat"),
+            Phase("direct-stream", "direct", up_url, True, "chat"),
+            Phase("answers-json", "answerdesk", f"{ad_base}/v1/answers", False, "answers", dict(bench_key)),
+            Phase("answers-stream", "answerdesk", f"{ad_base}/v1/answers", True, "answers", dict(bench_key)),
+            Phase("chat-json", "answerdesk", f"{ad_base}/v1/chat/completions", False, "chat", dict(bench_key)),
+            Phase("chat-stream", "answerdesk", f"{ad_base}/v1/chat/completions", True, "chat", dict(bench_key)),
+        ]
+        for phase in plan:
+            print(f"phase {phase.name}: {args.clients} clients x {args.seconds:g} s", file=sys.stderr)
+            phases.append(await run_phase(phase, clients=args.clients, seconds=args.seconds))
+        limited = Phase("limited-429", "answerdesk", f"{ad_base}/v1/answers", False, "answers",
+                        {"Authorization": f"Bearer {keys['limited']}"})  # fmt: skip
+        print("phase limited-429: 4 clients x 3 s on a key of a tenant limited to 30/min", file=sys.stderr)
+        phases.append(await run_phase(limited, clients=4, seconds=3))
+        ad.terminate()
+        ad.wait(30)
+        if litellm_ok:
+            ll_args = [LITELLM, "--config", str(litellm_config(work, up_port)), "--host", "127.0.0.1",
+                       "--port", str(ll_port), "--num_workers", "1"]  # fmt: skip
+            ll_env = {**env, "LITELLM_LOG": "ERROR"}
+            ll = stack.enter_context(process(ll_args, log=work / "litellm.log", env=ll_env))
+            wait_http(f"http://127.0.0.1:{ll_port}/health/liveliness", timeout=180, proc=ll)
+            ll_url, ll_key = (
+                f"http://127.0.0.1:{ll_port}/v1/chat/completions",
+                {"Authorization": f"Bearer {LITELLM_KEY}"},
+            )
+            for phase in (
+                Phase("litellm-json", "litellm", ll_url, False, "chat", dict(ll_key)),
+                Phase("litellm-stream", "litellm", ll_url, True, "chat", dict(ll_key)),
+            ):
+                print(f"phase {phase.name}: {args.clients} clients x {args.seconds:g} s", file=sys.stderr)
+                phases.append(await run_phase(phase, clients=args.clients, seconds=args.seconds))
+    return report(args, phases, work, litellm_ok)
+
+
+def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok: bool) -> int:
+    rows = [summary(p) for p in phases]
+    by_name = {r["name"]: r for r in rows}
+    for r in rows:
+        base = by_name.get("direct-stream" if r["stream"] else "direct-json")
+        if r["target"] != "direct" and base:
+            r["client_overhead_p50_ms"] = r["p50_ms"] - base["p50_ms"]
+            r["client_overhead_p99_ms"] = r["p99_ms"] - base["p99_ms"]
+    print(f"\nLoad: {args.clients} concurrent clients, {args.seconds:g} s per phase, loopback, {os.cpu_count()} CPUs")
+    print_table(rows, ["name", "requests", "rps", "p50_ms", "p95_ms", "p99_ms", "ttfb_p50_ms", "errors",
+                       "client_overhead_p50_ms", "client_overhead_p99_ms", "header_overhead_p50_ms"])  # fmt: skip
+
+    accepted = {rid: p.name for p in phases if p.target == "answerdesk" for rid in p.accepted}
+    by_kind, found, stages = lineage_overheads(work / "lineage", accepted)
+    server = [{"kind": k, "requests": len(v), "p50_ms": pct(v, 50), "p95_ms": pct(v, 95), "p99_ms": pct(v, 99)}
+              for k, v in sorted(by_kind.items())]  # fmt: skip
+    print("\nanswerdesk server-side overhead (request time - provider time, from lineage records)")
+    print_table(server, ["kind", "requests", "p50_ms", "p95_ms", "p99_ms"])
+    stage_p50 = {stage: round(pct(v, 50), 2) for stage, v in sorted(stages.items())}
+    print("pipeline stages, p50 ms (from the answers' timings): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in stage_p50.items()))  # fmt: skip
+
+    missing = sorted(set(accepted) - found)
+    unexpected = {p.name: {s: n for s, n in p.statuses.items() if s != "200"} for p in phases
+                  if p.name != "limited-429" and (p.errors or any(s != "200" for s in p.statuses))}  # fmt: skip
+    limited = by_name["limited-429"]["statuses"]
+    stream = next((s for s in server if s["kind"] == "answers-stream"), None)
+    ll_stream, ad_chat_stream = by_name.get("litellm-stream"), by_name.get("chat-stream")
+    verdicts = {
+        "overhead p50 <= 10 ms (answers, 32 streams)": bool(stream and stream["p50_ms"] <= 10),
+        "overhead p99 <= 40 ms (answers, 32 streams)": bool(stream and stream["p99_ms"] <= 40),
+        "client overhead below LiteLLM (chat streams, p50)": bool(
+            ll_stream
+            and ad_chat_stream
+            and ad_chat_stream["client_overhead_p50_ms"] < ll_stream["client_overhead_p50_ms"]
+        ),
+        "no errors but deliberate 429s": not unexpected and "200" in limited and "429" in limited,
+        "every accepted request has its lineage record": not missing,
+    }
+    print()
+    for name, ok in verdicts.items():
+        print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    measured = "measured" if litellm_ok else "NOT measured (not installed)"
+    print(f"lineage: {len(accepted) - len(missing)}/{len(accepted)} accepted answerdesk requests have a record; "
+          f"limited key: {limited}; LiteLLM {measured}")  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "clients": args.clients, "seconds_per_phase": args.seconds, "cpus": os.cpu_count(),
+        "fake_upstream": {"stream_chunks": CHUNKS, "chunk_gap_ms": CHUNK_GAP_S * 1000},
+        "phases": rows, "server_overhead": server, "stage_p50_ms": stage_p50,
+        "lineage": {"accepted": len(accepted), "with_record": len(accepted) - len(missing), "missing": missing[:20]},
+        "unexpected_statuses": unexpected, "litellm_measured": litellm_ok,
+        "verdicts": {k: "PASS" if v else "FAIL" for k, v in verdicts.items()},
+    }, indent=2, default=str))  # fmt: skip
+    print(f"wrote {args.out}", file=sys.stderr)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
