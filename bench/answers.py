@@ -333,6 +333,26 @@ def summarize(rows: Sequence[Row]) -> dict[str, Any]:
     }
 
 
+def refusal_sweep(rows: dict[str, list[Row]]) -> list[dict[str, float]]:
+    """What other refusal settings would have given, predicted from each answer's recorded signals: refuse
+    when the best cosine is below the gate threshold or the best sentence covers less than ``min_coverage``."""
+    out = []
+    for threshold in (0.40, 0.45, 0.50, 0.56):
+        for min_coverage in (0.17, 0.25, 0.35):
+
+            def refused(r: Row, t: float = threshold, c: float = min_coverage) -> bool:
+                return r.relevance < t or r.coverage < c
+
+            entry = {"relevance_threshold": threshold, "min_coverage": min_coverage}
+            for name, group in rows.items():
+                answerable = [r for r in group if r.answerable]
+                unanswerable = [r for r in group if not r.answerable]
+                entry[f"{name} refusal recall"] = sum(map(refused, unanswerable)) / max(1, len(unanswerable))
+                entry[f"{name} false refusals"] = sum(map(refused, answerable)) / max(1, len(answerable))
+            out.append(entry)
+    return out
+
+
 # -- experiments ----------------------------------------------------------------------------------------
 
 
@@ -407,12 +427,15 @@ async def overhead(corpus: Corpus, embedder: CachedEmbedder, settings: Settings,
     items = [i for i in corpus.items if i.answerable][:n]
     own, with_retrieval, inside = [], [], []
     parts: dict[str, list[float]] = {"prompt": [], "model call minus the fake": [], "assemble": [], "rest": []}
+    # Built once, as a server does; only the scripted model changes per question.
+    search, registry = retriever(corpus.index, embedder, settings), PromptRegistry(TEMPLATES_DIR)
+    await asyncio.to_thread(search.search, items[0].question, principal=PRINCIPAL, k=1)  # warm the index
     for item in items:
         reply = " ".join(f"{strip_citations(s)} [1]" for s in split_sentences(item.reference)[:3]) or "Yes [1]."
         fake = TimedLLM(FakeLLM([reply], chunk_chars=12))
         pipeline = AnswerPipeline(
-            retriever(corpus.index, embedder, settings),
-            PromptRegistry(TEMPLATES_DIR),
+            search,
+            registry,
             BenchModels([fake], generation),
             embedder,
             generation,
@@ -486,9 +509,15 @@ async def fallback(corpus: Corpus, embedder: CachedEmbedder, settings: Settings,
 
 
 async def local_model_experiments(
-    llm: LlamaCppLLM, corpus: Corpus, embedder: CachedEmbedder, settings: Settings, *, questions: int
+    llm: LlamaCppLLM,
+    corpus: Corpus,
+    embedder: CachedEmbedder,
+    settings: Settings,
+    *,
+    questions: int,
+    sources_questions: int,
 ) -> dict[str, Any]:
-    """TTFT cold (no prefix reuse) vs warm prefix, and TTFT by number of sources; the model called directly."""
+    """TTFT with no prefix reuse vs a warm prefix, and TTFT (nothing reused) by number of sources; the model alone."""
     template = PromptRegistry(TEMPLATES_DIR).resolve(settings.generation.prompt)
     search = retriever(corpus.index, embedder, settings)
     items = [i for i in corpus.items if i.answerable][:questions]
@@ -513,10 +542,12 @@ async def local_model_experiments(
             if event.kind == "finish":
                 usage = event.usage
         assert usage is not None
+        evaluated = usage.input_tokens - usage.cached_input_tokens
         return {
             "ttft_s": first or float("nan"),
             "prompt_tokens": usage.input_tokens,
             "cached_tokens": usage.cached_input_tokens,
+            "ms_per_evaluated_token": (first or float("nan")) * 1000 / max(1, evaluated),
         }
 
     started = time.perf_counter()
@@ -524,17 +555,25 @@ async def local_model_experiments(
     load_s = time.perf_counter() - started
     no_reuse = LlamaCppLLM(gguf_path=LOCAL_GGUF, context_window=llm.context_window, cache_prompt=False)
     await no_reuse.load()
+    # The first call after loading is cold by definition; a later question then finds the prefix warm.
+    prime = await ttft(llm, messages(corpus.items[-1], 1))
+    log(f"  first call after load: {prime}")
+    # Pairs on the same prompt, the order alternating so that a drift in the machine's load hits both modes.
     prefix: dict[str, list[dict[str, float]]] = {"no prefix reuse": [], "warm prefix": []}
-    for item in items:
-        prefix["no prefix reuse"].append(await ttft(no_reuse, messages(item, 3)))
-        prefix["warm prefix"].append(await ttft(llm, messages(item, 3)))
+    for n, item in enumerate(items):
+        msgs = messages(item, 2)
+        runs = [("no prefix reuse", no_reuse), ("warm prefix", llm)]
+        for mode, model in runs if n % 2 == 0 else runs[::-1]:
+            prefix[mode].append(await ttft(model, msgs))
         log(f"  prefix: {prefix['no prefix reuse'][-1]} vs {prefix['warm prefix'][-1]}")
-    del no_reuse
+    # Context size: a fresh question per size, with nothing reused, so the prompt is evaluated in full.
     by_k: dict[int, list[dict[str, float]]] = {}
-    for k in (1, 2, 3, 6):
-        by_k[k] = [await ttft(llm, messages(item, k)) for item in items]
+    others = [i for i in corpus.items if i.answerable][questions:]
+    for n, k in enumerate((1, 2, 3, 6)):
+        by_k[k] = [await ttft(no_reuse, messages(item, k)) for item in others[n::4][:sources_questions]]
         log(f"  k={k}: {by_k[k]}")
-    return {"load_s": load_s, "prefix": prefix, "by_sources": by_k}
+    del no_reuse
+    return {"load_s": load_s, "first_call": prime, "prefix": prefix, "by_sources": by_k}
 
 
 # -- report ---------------------------------------------------------------------------------------------
@@ -700,20 +739,35 @@ def print_report(report: dict[str, Any]) -> None:
         rows = []
         for mode, runs in local["prefix"].items():
             for r in runs:
-                rows.append([mode, r["prompt_tokens"], r["cached_tokens"], r["ttft_s"] * 1000])
+                rows.append(
+                    [mode, r["prompt_tokens"], r["cached_tokens"], r["ttft_s"] * 1000, r["ms_per_evaluated_token"]]
+                )
+        for mode, runs in local["prefix"].items():
+            ttfts = sorted(r["ttft_s"] * 1000 for r in runs)
+            rows.append([f"{mode}: median", "", "", (ttfts[(len(ttfts) - 1) // 2] + ttfts[len(ttfts) // 2]) / 2, ""])
         print_section(
-            f"Local model: prefix reuse (load {local['load_s']:.1f}s)",
-            table(("mode", "prompt tokens", "cached tokens", "TTFT ms"), rows),
+            f"Local model: prefix reuse (load {local['load_s']:.1f}s; first call after load: "
+            f"{local['first_call']['prompt_tokens']} prompt tokens, TTFT {local['first_call']['ttft_s']:.1f}s)",
+            table(("mode", "prompt tokens", "cached tokens", "TTFT ms", "ms per evaluated token"), rows),
         )
         rows = []
         for k, runs in local["by_sources"].items():
-            tokens = sum(r["prompt_tokens"] for r in runs) / len(runs)
-            ttfts = sorted(r["ttft_s"] * 1000 for r in runs)
-            rows.append([k, tokens, ttfts[len(ttfts) // 2], max(ttfts)])
+            for r in runs:
+                rows.append([k, r["prompt_tokens"], r["ttft_s"] * 1000, r["ms_per_evaluated_token"]])
         print_section(
-            "Local model: time to first token by sources in the prompt (warm prefix)",
-            table(("sources", "prompt tokens (mean)", "TTFT median ms", "TTFT max ms"), rows),
+            "Local model: time to first token by sources in the prompt (nothing reused)",
+            table(("sources", "prompt tokens", "TTFT ms", "ms per token"), rows),
         )
+    sweep = report["refusal_sweep"]
+    cols = [k for k in sweep[0] if k.endswith("refusal recall") or k.endswith("false refusals")]
+    print_section(
+        "Refusal settings (extractive, predicted from recorded signals; "
+        f"{report['refusal_sweep_agreement']:.1%} agree with the run)",
+        table(
+            ("gate threshold", "min coverage", *cols),
+            [[e["relevance_threshold"], e["min_coverage"], *(e[c] for c in cols)] for e in sweep],
+        ),
+    )
     print_section("Targets", table(("target", "measured", "wanted", "result"), checks(report)))
 
 
@@ -749,6 +803,14 @@ async def main_async(args: argparse.Namespace) -> None:
         name = f"extractive k={k}"
         raw[name] = await run_answers(corpora, embedder, extractive, settings, k=k, label=name)
         report["systems"][name] = {d: summarize(rows) for d, rows in raw[name].items()}
+    default_rows = raw[f"extractive k={settings.retrieval.k}"]
+    report["refusal_sweep"] = refusal_sweep(default_rows)
+    agree = [
+        (r.relevance < settings.generation.relevance_threshold or r.coverage < 0.25) == r.refused
+        for group in default_rows.values()
+        for r in group
+    ]
+    report["refusal_sweep_agreement"] = sum(agree) / len(agree)
     clap = next(c for c in corpora if c.name == CLAPNQ_DEV)
     report["overhead"] = await overhead(clap, embedder, settings, n=args.overhead_n)
     report["fallback"] = await fallback(clap, embedder, settings, runs=args.fallback_runs)
@@ -761,7 +823,9 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     if not args.skip_local:
         llm = LlamaCppLLM(gguf_path=LOCAL_GGUF, model="qwen2.5-coder-1.5b-instruct-q4_k_m", context_window=4096)
-        report["local_model"] = await local_model_experiments(llm, clap, embedder, settings, questions=2)
+        report["local_model"] = await local_model_experiments(
+            llm, clap, embedder, settings, questions=2, sources_questions=1
+        )
         chosen = {c.name: sample(c.items, args.local_sample, args.seed) for c in corpora}
         name = f"local k={args.local_k}"
         raw[name] = await run_answers(
@@ -790,7 +854,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20+20 questions per dataset; answers-quick.json")
     parser.add_argument("--skip-local", action="store_true", help="leave the local llama.cpp model out")
-    parser.add_argument("--local-sample", type=int, default=6, help="answerable and unanswerable per dataset")
+    parser.add_argument("--local-sample", type=int, default=5, help="answerable and unanswerable per dataset")
     parser.add_argument("--local-k", type=int, default=3, help="sources in the local model's prompt")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--overhead-n", type=int, default=200)
