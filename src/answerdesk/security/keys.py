@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from answerdesk.errors import InputError, NotFound, StoreError, Unauthorized
+from answerdesk.errors import InputError, NotFound, Unauthorized
 from answerdesk.security.auth import check_roles
 from answerdesk.store import migrate
 from answerdesk.types import Principal
@@ -67,17 +67,7 @@ def key_hash(key: str) -> str:
 
 def open_state_db(path: Path) -> sqlite3.Connection:
     """A connection to the store's SQLite file, migrated to head (the service state lives beside the index)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{path}"
-        if not path.exists() or migrate.current_revision(url) != migrate.head_revision():
-            migrate.upgrade(url)
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=10000")
-    except (sqlite3.Error, OSError) as exc:
-        raise StoreError(f"cannot open store {path}: {exc}") from exc
-    return conn
+    return migrate.open_sqlite(path)
 
 
 class SqliteKeyStore:

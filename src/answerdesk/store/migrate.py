@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+
+from answerdesk.errors import StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -54,3 +58,20 @@ def _run(url: str, step: Callable[[Config, str], None], revision: str) -> None:
             step(config, revision)
     finally:
         engine.dispose()
+
+
+def open_sqlite(path: Path) -> sqlite3.Connection:
+    """A connection to the embedded store's SQLite file (created with its folder), migrated to head, in WAL
+    mode with autocommit (callers open their own transactions). Every part of answerdesk that keeps state in
+    the store's file opens it here. Raises :class:`StoreError` naming the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+        if not path.exists() or current_revision(url) != head_revision():
+            upgrade(url)
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+    except (sqlite3.Error, OSError, sa.exc.SQLAlchemyError, CommandError) as exc:
+        raise StoreError(f"cannot open store {path}: {exc}") from exc
+    return conn
