@@ -30,7 +30,7 @@ from answerdesk.embed.base import Embedder
 from answerdesk.errors import ConfigError
 from answerdesk.guard.audit import AuditSink
 from answerdesk.guard.base import ContextOutcome, Finding, Guard, GuardOutcome, GuardResult, Stage
-from answerdesk.guard.grounding import grounding_findings, grounding_score, relevance_score
+from answerdesk.guard.grounding import answer_sentences, grounding_findings, grounding_score, relevance_score
 from answerdesk.guard.injection import PromptAttackGuard
 from answerdesk.guard.ner import INSTALL_HINT, NER_MODEL_PACKAGE, EntityRecognizer, SpacyRecognizer
 from answerdesk.guard.pii import PiiGuard, Placeholders
@@ -222,13 +222,24 @@ class Guardrails:
         if grounding is not None and sources and not any(f.action == "BLOCK" for f in findings):
 
             def score() -> GuardResult:
-                return GuardResult(
-                    text,
-                    grounding_findings(grounding_score(text, sources), relevance_score(text, question), grounding),
+                findings = grounding_findings(
+                    grounding_score(text, sources), self._relevance(text, question), grounding
                 )
+                return GuardResult(text, findings)
 
             findings += self._run(g.policy, "grounding", "output", score).findings
         return self._finish(g.policy, text, findings, tenant=tenant, request_id=request_id)
+
+    def _relevance(self, answer: str, question: str) -> float:
+        # Word overlap alone says little about relevance (a right answer, "14 days from when it was created",
+        # shares no word with "how long is an EU return label valid?"); its threshold is calibrated on MiniLM
+        # vectors, so without an embedder the relevance check passes.
+        if self._embedder is None or not question.strip() or not answer.strip():
+            return 1.0
+        # Citation markers and emphasis are not what the answer says; embedded, they pull it away from the question.
+        plain = " ".join(answer_sentences(answer)).replace("**", "").replace("__", "") or answer
+        answer_vector, question_vector = self._embedder.embed_passages([plain, question])
+        return relevance_score(answer, question, answer_vector=answer_vector, question_vector=question_vector)
 
     # -- any stage (the CLI) ---------------------------------------------------------------------------------
 
