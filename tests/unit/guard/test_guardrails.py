@@ -185,3 +185,13 @@ def test_bad_input_goes_through_every_input_guard(tmp_path: Path, text: str) -> 
     out = g.check_input(text, tenant=None, request_id="r")
     assert "jo@example.com" not in out.text
     assert not any(f.rule == "guard_error" for f in out.findings)
+
+
+def test_relevance_needs_vectors_so_it_passes_without_an_embedder(tmp_path: Path) -> None:
+    policy = "version: r1\ncontextualGrounding: {groundingThreshold: 0.5, relevanceThreshold: 0.2}\n"
+    g, _ = guards(tmp_path, policy, embedder=None)
+    out = g.check_output(
+        "14 days from when it was created.", question="how long is an EU return label valid?",
+        sources=["An EU return label is valid for 14 days from when it was created."], tenant=None, request_id="r",
+    )  # fmt: skip
+    assert out.action == "ALLOW"
