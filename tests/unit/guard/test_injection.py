@@ -80,6 +80,20 @@ def test_poisoned_chunk_is_flagged_at_the_context_stage(guard: PromptAttackGuard
     assert PromptAttackGuard(PromptAttackPolicy(applyToContext=False)).check(chunk, stage="context").findings == ()
 
 
+def test_ordinary_help_articles_are_not_dropped_from_the_context(guard: PromptAttackGuard) -> None:
+    # Passages like these scored above the threshold with the classifier alone; only the rules judge context.
+    chunks = [
+        "Yes for PostNL and DHL Parcel, which provide a QR code that is scanned at the drop-off point. "
+        "The shopper shows the code on their phone and the carrier prints the label.",
+        "To reset your password, open Settings, choose Security and select Reset password. "
+        "You will receive an email with a link that is valid for 24 hours.",
+    ]
+    for chunk in chunks:
+        assert guard.check(chunk, stage="context").findings == ()
+    classify = PromptAttackGuard(PromptAttackPolicy(classifyContext=True, threshold=0.0))
+    assert classify.check(chunks[0], stage="context").action == "BLOCK"
+
+
 def test_answers_are_not_scored(guard: PromptAttackGuard) -> None:
     assert guard.check(ATTACKS[0], stage="output").findings == ()
 
