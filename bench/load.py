@@ -365,6 +365,56 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print(" | ".join(fmt(r.get(c)).ljust(w) for c, w in zip(columns, widths, strict=True)))
 
 
+# -- the service layer alone ------------------------------------------------------------------------------------
+
+
+async def hook_costs(work: Path, n: int = 400) -> dict[str, float]:
+    """Per-request time (ms) of the request hooks alone, in process, one request at a time: metrics and the
+    log line, rate limits, budgets and the ledger (SQLite), lineage (3 files). No HTTP, no pipeline."""
+    import logging
+
+    from prometheus_client import CollectorRegistry
+
+    from answerdesk.config import BudgetRule, BudgetSettings, LimitSettings, LineageSettings, RateSettings
+    from answerdesk.cost.budgets import BudgetHooks
+    from answerdesk.cost.sqlite import SqliteCounterStore
+    from answerdesk.lineage.hooks import LineageHooks
+    from answerdesk.lineage.local import LocalBlobStore
+    from answerdesk.observe.metrics import ObservedHooks, ServiceMetrics
+    from answerdesk.security.ratelimit import RateLimitHooks
+    from answerdesk.serve.base import CompositeHooks, RequestInfo, RequestResult
+    from answerdesk.types import Answer, Citation, Principal, ScoredChunk, Usage
+
+    logging.getLogger("answerdesk.requests").setLevel(logging.WARNING)
+    counters = SqliteCounterStore(work / "hooks.db")
+    limits = LimitSettings(per_key=RateSettings(requests_per_minute=10**9, tokens_per_minute=10**12),
+                           per_tenant=RateSettings(requests_per_minute=10**9))  # fmt: skip
+    budgets = BudgetSettings(tenants={"*": BudgetRule(daily_usd=1e9, monthly_usd=1e9)},
+                             tags={"cost_centre": {"*": BudgetRule(daily_usd=1e9)}})  # fmt: skip
+    inner = CompositeHooks([RateLimitHooks(limits, counters), BudgetHooks(budgets, counters),
+                            LineageHooks(LineageSettings(), LocalBlobStore(work / "hooks-lineage"))])  # fmt: skip
+    hooks = ObservedHooks(inner, ServiceMetrics(CollectorRegistry()))
+    who = Principal(subject="ak_00000001", tenant="acme", roles=frozenset({"agent"}))
+    sources = tuple(ScoredChunk(f"doc{i}#0", f"doc{i}", KB["refunds.md"], 0.8 - i / 10) for i in range(6))
+    answer = Answer(
+        request_id="r", question=QUESTIONS[0], text=REPLY, citations=(Citation(1, "doc0#0", "doc0", "Refunds",
+        "refunds.md", None, "Annual plans"),), confidence=0.8, refused=False, refusal_reason=None,
+        prompt_name="answer", prompt_version=1, prompt_sha256="ab" * 32, route="default", route_reason="default",
+        provider="openai_compat", model="fake-model", usage=Usage(300, 16), cost_usd=0.0002,
+        retrieval_query=QUESTIONS[0], sources=sources, timings={"retrieve": 0.02, "model": 0.01, "total": 0.04},
+    )  # fmt: skip
+    times = []
+    for i in range(n):
+        info = RequestInfo(request_id=f"h{i}", endpoint="answers", method="POST", path="/v1/answers", stream=True,
+                           question=QUESTIONS[0], tags={"cost_centre": "cc-7"})  # fmt: skip
+        started = time.perf_counter()
+        await hooks.before(who, info)
+        await hooks.after(who, info, RequestResult("ok", 200, 0.05, answer=answer))
+        times.append((time.perf_counter() - started) * 1000)
+    counters.close()
+    return {"requests": n, "p50_ms": pct(times, 50), "p95_ms": pct(times, 95), "p99_ms": pct(times, 99)}
+
+
 # -- main ------------------------------------------------------------------------------------------------------
 
 
@@ -395,6 +445,7 @@ async def bench(args: argparse.Namespace) -> int:
     config = answerdesk_config(work, upstream=up_port, port=ad_port)
     print(f"setting up in {work} (ingest + keys) ...", file=sys.stderr)
     keys = setup_answerdesk(work, config, env)
+    hooks = await hook_costs(work)
     bench_key = {"Authorization": f"Bearer {keys['bench']}"}
     with contextlib.ExitStack() as stack:
         up = stack.enter_context(process([sys.executable, __file__, "--fake-upstream", str(up_port)],
@@ -437,10 +488,10 @@ async def bench(args: argparse.Namespace) -> int:
             ):
                 print(f"phase {phase.name}: {args.clients} clients x {args.seconds:g} s", file=sys.stderr)
                 phases.append(await run_phase(phase, clients=args.clients, seconds=args.seconds))
-    return report(args, phases, work, litellm_ok)
+    return report(args, phases, work, litellm_ok, hooks)
 
 
-def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok: bool) -> int:
+def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok: bool, hooks: dict[str, float]) -> int:
     rows = [summary(p) for p in phases]
     by_name = {r["name"]: r for r in rows}
     for r in rows:
@@ -459,6 +510,8 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
     print("\nanswerdesk server-side overhead (request time - provider time, from lineage records)")
     print_table(server, ["kind", "requests", "p50_ms", "p95_ms", "p99_ms"])
     stage_p50 = {stage: round(pct(v, 50), 2) for stage, v in sorted(stages.items())}
+    print(f"request hooks alone (limits, budgets + ledger, lineage, metrics + log; in process, one at a time): "
+          f"p50 {hooks['p50_ms']:.2f} ms, p99 {hooks['p99_ms']:.2f} ms")  # fmt: skip
     print("pipeline stages, p50 ms (from the answers' timings): "
           + ", ".join(f"{k} {v:.1f}" for k, v in stage_p50.items()))  # fmt: skip
 
@@ -489,7 +542,7 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
     args.out.write_text(json.dumps({
         "clients": args.clients, "seconds_per_phase": args.seconds, "cpus": os.cpu_count(),
         "fake_upstream": {"stream_chunks": CHUNKS, "chunk_gap_ms": CHUNK_GAP_S * 1000},
-        "phases": rows, "server_overhead": server, "stage_p50_ms": stage_p50,
+        "phases": rows, "server_overhead": server, "stage_p50_ms": stage_p50, "hooks_alone": hooks,
         "lineage": {"accepted": len(accepted), "with_record": len(accepted) - len(missing), "missing": missing[:20]},
         "unexpected_statuses": unexpected, "litellm_measured": litellm_ok,
         "verdicts": {k: "PASS" if v else "FAIL" for k, v in verdicts.items()},
