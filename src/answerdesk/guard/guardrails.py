@@ -6,7 +6,7 @@
   matching form; later guards see the redacted text, so raw PII goes no further than the PII guard);
 - context: prompt attack on each retrieved chunk; a flagged chunk is dropped and recorded;
 - output: PII redaction while streaming (:meth:`output_redactor`), then word filters and the grounding and
-  relevance scores with the policy's response action (:meth:`check_output`).
+  relevance scores with the policy's response action (:meth:`check_output`; relevance needs the embedder).
 
 A guard that raises fails *closed* (a BLOCK finding with rule ``guard_error`` saying so) unless the policy's
 ``failMode`` says ``open``; then the guard is skipped and an ALLOW finding records that it was. The PII guard

@@ -1,12 +1,12 @@
 """Streaming PII redaction: text goes out as soon as no PII match can still grow into it.
 
-:class:`StreamRedactor` keeps a buffer of what the model has sent and releases the complete segments of
-:mod:`answerdesk.guard.segments` in it, redacted. A segment is complete at the first cut after it, so the
-hold-back is one word while only pattern entities are on (a phone number or card number is held until the
-word after it arrives) and one sentence when names, places or custom patterns are. Because the cuts of a
-prefix are the cuts of the whole text, and no match spans a cut, the concatenated output equals :meth:`PiiGuard.redact
-<answerdesk.guard.pii.PiiGuard.redact>` of the whole text for any split into chunks, so a value split
-across chunks is never released half-redacted.
+:class:`StreamRedactor` keeps a buffer of what the model has sent and releases, redacted, everything up to
+the buffer's last cut (:mod:`answerdesk.guard.segments`). While only pattern entities are on, that holds back
+the current word, or a number, card or address with what follows it until the next gap between two
+lower-case words; with names, places or multi-word patterns, the current sentence. Because the cuts of a
+prefix are the cuts of the whole text, and no match spans a cut, the concatenated output equals
+:meth:`PiiGuard.redact <answerdesk.guard.pii.PiiGuard.redact>` of the whole text for any split into chunks,
+so a value split across chunks is never released half-redacted.
 """
 
 from __future__ import annotations
