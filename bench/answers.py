@@ -16,7 +16,7 @@
    answerer's first delta.
 5. PASS/FAIL against the targets. Prints tables; writes ``bench/results/answers.json``.
 
-    .venv/bin/python bench/answers.py                      # ~30 min on 2 busy cores (the local sample dominates)
+    .venv/bin/python bench/answers.py                      # ~40 min on 2 busy cores (the local sample dominates)
     .venv/bin/python bench/answers.py --skip-local         # extractive, overhead, fallback only: a few minutes
 """
 
