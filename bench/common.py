@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from answerdesk.config import ChunkingSettings
+from answerdesk.config import ChunkingSettings, RetrievalSettings
 from answerdesk.embed.base import Embedder
 from answerdesk.ingest.chunking import chunk_document
 from answerdesk.ingest.indexer import Ingestor
@@ -219,8 +219,8 @@ def retriever_for(
     embedder: Embedder,
     *,
     fusion: Literal["rrf", "weighted"] = "rrf",
-    rrf_k: int = 60,
-    vector_weight: float = 0.5,
+    rrf_k: int = RetrievalSettings().rrf_k,
+    vector_weight: float = RetrievalSettings().vector_weight,
 ) -> HybridRetriever:
     return HybridRetriever(
         index, embedder, IdentityReranker(), fusion=fusion, rrf_k=rrf_k, vector_weight=vector_weight, candidates=40

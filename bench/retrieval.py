@@ -245,8 +245,8 @@ NOTES = [
     "skipped); 'rewritten' is the standalone rewrite, 'lastturn' the user's last turn as asked. ClapNQ dev has "
     "one question form, reported under both.",
     "cloud+govt is micro-averaged over the two domains' questions (each domain searched in its own index).",
-    "answerdesk: default settings (ChunkingSettings(), RetrievalSettings(): 40 candidates each side, RRF k=60, "
-    "vector_weight 0.5; weighted fusion with the same 0.5); one Document per passage, title = the first line.",
+    "answerdesk: default settings (ChunkingSettings(), RetrievalSettings(): 40 candidates each side, RRF k=30, "
+    "vector_weight 0.7; weighted fusion with the same 0.7); one Document per passage, title = the first line.",
     "LlamaIndex: SentenceSplitter() defaults, VectorStoreIndex + HuggingFaceEmbedding(model_name=<packaged "
     "model folder>), BM25Retriever.from_defaults(nodes=...), QueryFusionRetriever([vector, bm25], num_queries=1, "
     "mode='reciprocal_rerank', use_async=False, llm=MockLLM() (never called)), top 10 each. Documents carry the "

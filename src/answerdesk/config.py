@@ -74,9 +74,11 @@ class IngestSettings(_Model):
 class RetrievalSettings(_Model):
     k: int = Field(default=6, ge=1, le=100)
     fusion: Literal["rrf", "weighted"] = "rrf"
-    rrf_k: int = Field(default=60, ge=1)
-    #: Weight of the vector retriever in fusion (BM25 gets 1 - this).
-    vector_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: RRF's rank constant and the vector retriever's weight (BM25 gets 1 - this), chosen by the fusion sweep
+    #: of ``bench/chunking.py`` (see README, Performance): k=30 with 0.7 beat k=60 with equal weights on both
+    #: rewritten and last-turn questions.
+    rrf_k: int = Field(default=30, ge=1)
+    vector_weight: float = Field(default=0.7, ge=0.0, le=1.0)
     #: Candidates each retriever contributes before fusion.
     candidates: int = Field(default=40, ge=1, le=1000)
 

@@ -34,8 +34,8 @@ class HybridRetriever:
         reranker: Reranker,
         *,
         fusion: Literal["rrf", "weighted"] = "rrf",
-        rrf_k: int = 60,
-        vector_weight: float = 0.5,
+        rrf_k: int = 30,
+        vector_weight: float = 0.7,
         candidates: int = 40,
     ) -> None:
         self._index = index
