@@ -3,9 +3,11 @@
 Everything runs on loopback in one run:
 
 1. a fake OpenAI-compatible upstream (this file, ``--fake-upstream PORT``; a raw ASGI app under uvicorn) that
-   answers at once (JSON) or streams 8 chunks 2 ms apart, so model time is small and known;
-2. a real ``answerdesk serve`` process with an ``openai_compat`` model pointing at it, the real packaged
-   embedder, default guardrails, rate limits, budgets and lineage on;
+   behaves like a fast hosted model: the first token after ``--ttft-ms`` (200), then ``--chunks`` (40) chunks
+   ``--chunk-gap-ms`` (20) apart, about 1 s a stream (a JSON answer comes after the same time), so model time
+   is known and costs no CPU;
+2. a real ``answerdesk serve`` process with an ``openai_compat`` model pointing at it, the sample knowledge
+   base (``examples/kb``), the real packaged embedder, default guardrails, rate limits, budgets and lineage on;
 3. the LiteLLM proxy (``litellm --config``), in its own virtualenv, pointing at the same upstream.
 
 N concurrent clients (httpx async) send requests for M seconds per phase, streaming and not, to the
@@ -26,8 +28,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -47,10 +51,16 @@ RESULTS = ROOT / "bench" / "results" / "load.json"
 ANSWERDESK = str(Path(sys.executable).with_name("answerdesk"))
 #: Where ``bench/README.md`` tells to install LiteLLM (its pins conflict with answerdesk's, see there).
 LITELLM = os.environ.get("LOAD_BENCH_LITELLM", str(ROOT / "build" / "litellm-venv" / "bin" / "litellm"))
-REPLY = "Annual plans are refunded in full within 30 days of the charge [1]."
-CHUNKS = 8
-CHUNK_GAP_S = 0.002
-LIMITED_RPM = 30
+REPLY = (
+    "Annual plans are refunded in full within 30 days of the charge [1]. After that, the unused months are "
+    "credited to your account rather than paid back, and monthly plans can be cancelled at any time [1]."
+)
+#: The fake model's timing (``--ttft-ms``, ``--chunks``, ``--chunk-gap-ms``): set in the upstream process.
+UPSTREAM = {"ttft_ms": 200.0, "chunks": 40, "chunk_gap_ms": 20.0}
+SAMPLE_KB = ROOT / "examples" / "kb"
+#: Real support questions (banking77), so that nearly every request embeds a question it has not seen.
+TRAFFIC = ROOT.parent / "shared" / "data" / "traffic" / "banking77" / "utterances.jsonl"
+LIMITED_RPM = 6
 LITELLM_KEY = "sk-load-" + uuid.uuid4().hex
 
 KB = {
@@ -63,12 +73,24 @@ KB = {
     "returns.md": "# Returns\n\nA return label is emailed within 24 hours of a return request. Items must be "
     "sent back within 14 days, unused and in their packaging.",
 }
-QUESTIONS = (
+QUESTIONS = [
     "How are annual plans refunded?",
     "How do I print a 4x6 shipping label?",
     "How fast are priority tickets answered?",
     "When do I get a return label?",
-)
+]
+
+
+def load_questions(path: Path = TRAFFIC, *, seed: int = 7) -> list[str]:
+    """Support questions in a fixed shuffled order; the four built-in ones when the traffic set is missing."""
+    if not path.exists():
+        print(f"{path} not found: sending the {len(QUESTIONS)} built-in questions", file=sys.stderr)
+        return QUESTIONS
+    import random
+
+    texts = sorted({json.loads(line)["text"].strip() for line in path.open(encoding="utf-8") if line.strip()})
+    random.Random(seed).shuffle(texts)
+    return texts
 
 
 # -- fake upstream ---------------------------------------------------------------------------------------------
@@ -94,29 +116,50 @@ async def fake_upstream(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _json(send, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
         return
     request = json.loads(body or b"{}")
+    reply = fake_reply(request)
     created = int(time.time())
     usage = {"prompt_tokens": 300, "completion_tokens": 16, "total_tokens": 316}
+    ttft, chunks, gap = UPSTREAM["ttft_ms"] / 1000, int(UPSTREAM["chunks"]), UPSTREAM["chunk_gap_ms"] / 1000
     if not request.get("stream"):
+        await asyncio.sleep(ttft + chunks * gap)
         await _json(send, {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": created, "model": "fake-model",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
             "usage": usage,
         })  # fmt: skip
         return
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})  # fmt: skip
-    step = -(-len(REPLY) // CHUNKS)
-    for i in range(CHUNKS):
+    await asyncio.sleep(ttft)
+    step = -(-len(reply) // chunks)
+    for i in range(chunks):
         chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": "fake-model",
-                 "choices": [{"index": 0, "delta": {"content": REPLY[i * step:(i + 1) * step]},
+                 "choices": [{"index": 0, "delta": {"content": reply[i * step:(i + 1) * step]},
                               "finish_reason": None}]}  # fmt: skip
         await send({"type": "http.response.body", "body": b"data: " + json.dumps(chunk).encode() + b"\n\n",
                     "more_body": True})  # fmt: skip
-        await asyncio.sleep(CHUNK_GAP_S)
+        await asyncio.sleep(gap)
     final = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": "fake-model",
              "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}  # fmt: skip
     tail = b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n"
     await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+_SOURCE = re.compile(r'<source id="1"[^>]*>\s*(.*?)</source>', re.S)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def fake_reply(request: dict[str, Any]) -> str:
+    """What the fake model says: like a model following answerdesk's prompt, the first two sentences of source
+    1 with a citation each (so the answer is grounded and the output checks do their usual work, not the
+    refusal path); for a prompt without sources (the LiteLLM phases), the fixed reply."""
+    messages = request.get("messages") or [{}]
+    found = _SOURCE.search(str(messages[-1].get("content", "")))
+    if not found:
+        return REPLY
+    lines = [line for line in found.group(1).splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    sentences = [s for s in _SENTENCE.split(" ".join(lines).strip()) if s][:2]
+    return " ".join(f"{s.rstrip('.!?')} [1]." for s in sentences) or REPLY
 
 
 async def _json(send: Any, data: object) -> None:
@@ -194,11 +237,7 @@ def answerdesk_config(work: Path, *, upstream: int, port: int) -> Path:
 
 
 def setup_answerdesk(work: Path, config: Path, env: dict[str, str]) -> dict[str, str]:
-    kb = work / "kb"
-    kb.mkdir()
-    for name, text in KB.items():
-        (kb / name).write_text(text)
-    cli(config, env, "ingest", str(kb))
+    cli(config, env, "ingest", str(SAMPLE_KB))
     keys = {}
     for tenant in ("bench", "limited"):
         out = cli(config, env, "keys", "create", "--name", f"load-{tenant}", "--role", "agent", "--tenant", tenant,
@@ -241,14 +280,16 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     first_byte: list[float] = field(default_factory=list)
     header_overhead_ms: list[float] = field(default_factory=list)
+    #: LiteLLM's own figure, from its ``x-litellm-overhead-duration-ms`` response header.
+    litellm_overhead_ms: list[float] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
-def request_body(phase: Phase, i: int) -> dict[str, Any]:
-    question = QUESTIONS[i % len(QUESTIONS)]
+def request_body(phase: Phase, i: int, questions: list[str]) -> dict[str, Any]:
+    question = questions[i % len(questions)]
     if phase.body == "answers":
         return {"question": question, "stream": phase.stream}
     model = "default" if phase.target == "answerdesk" else "fake-model"
@@ -259,12 +300,14 @@ def request_body(phase: Phase, i: int) -> dict[str, Any]:
     return body
 
 
-async def one(client: httpx.AsyncClient, phase: Phase, i: int) -> None:
+async def one(client: httpx.AsyncClient, phase: Phase, i: int, questions: list[str]) -> None:
     request_id = f"{phase.name}-{i}-{uuid.uuid4().hex[:8]}"
     headers = {**phase.headers, "X-Request-ID": request_id}
     started = time.perf_counter()
     try:
-        async with client.stream("POST", phase.url, json=request_body(phase, i), headers=headers) as response:
+        async with client.stream(
+            "POST", phase.url, json=request_body(phase, i, questions), headers=headers
+        ) as response:
             first = None
             async for _ in response.aiter_raw():
                 first = first or time.perf_counter()
@@ -282,21 +325,28 @@ async def one(client: httpx.AsyncClient, phase: Phase, i: int) -> None:
     overhead = response.headers.get("x-answerdesk-overhead-ms")
     if overhead is not None and not phase.stream:
         phase.header_overhead_ms.append(float(overhead))
+    litellm = response.headers.get("x-litellm-overhead-duration-ms")
+    if litellm is not None:
+        with contextlib.suppress(ValueError):
+            phase.litellm_overhead_ms.append(float(litellm))
 
 
-async def run_phase(phase: Phase, *, clients: int, seconds: float) -> Phase:
+async def run_phase(
+    phase: Phase, *, clients: int, seconds: float, questions: list[str], counter: Iterator[int]
+) -> Phase:
+    """``clients`` workers sending back to back for ``seconds``. ``counter`` runs across phases, so no phase
+    sends a question an earlier one sent (as long as the pool lasts): caches see real traffic, not replays."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    counter = iter(range(10**9))
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0)) as client:
         # Warm up the connections and the service's first-call paths outside the measurement.
-        await asyncio.gather(*(one(client, Phase("warm", phase.target, phase.url, phase.stream, phase.body,
-                                                    dict(phase.headers)), i) for i in range(clients)))  # fmt: skip
+        warm = Phase("warm", phase.target, phase.url, phase.stream, phase.body, dict(phase.headers))
+        await asyncio.gather(*(one(client, warm, next(counter), questions) for _ in range(clients)))
         stop = time.perf_counter() + seconds
         started = time.perf_counter()
 
         async def worker() -> None:
             while time.perf_counter() < stop:
-                await one(client, phase, next(counter))
+                await one(client, phase, next(counter), questions)
 
         await asyncio.gather(*(worker() for _ in range(clients)))
         phase.seconds = time.perf_counter() - started
@@ -322,6 +372,8 @@ def summary(phase: Phase) -> dict[str, Any]:
         "ttfb_p50_ms": pct([v * 1000 for v in phase.first_byte], 50),
         "statuses": phase.statuses, "errors": len(phase.errors), "error_samples": phase.errors[:3],
         "header_overhead_p50_ms": pct(phase.header_overhead_ms, 50) if phase.header_overhead_ms else None,
+        "litellm_header_overhead_p50_ms": pct(phase.litellm_overhead_ms, 50) if phase.litellm_overhead_ms else None,
+        "litellm_header_overhead_p99_ms": pct(phase.litellm_overhead_ms, 99) if phase.litellm_overhead_ms else None,
     }  # fmt: skip
 
 
@@ -423,9 +475,16 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients per phase (32)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per phase (10)")
     parser.add_argument("--skip-litellm", action="store_true", help="measure answerdesk only")
+    parser.add_argument("--ttft-ms", type=float, default=UPSTREAM["ttft_ms"], help="fake model: first token (200)")
+    parser.add_argument("--chunks", type=int, default=int(UPSTREAM["chunks"]), help="fake model: chunks (40)")
+    parser.add_argument("--chunk-gap-ms", type=float, default=UPSTREAM["chunk_gap_ms"],
+                        help="fake model: time between chunks (20)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="worker processes, answerdesk and LiteLLM alike (1)")
+    parser.add_argument("--phases", help="comma-separated phase names to run (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--fake-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    UPSTREAM.update(ttft_ms=args.ttft_ms, chunks=args.chunks, chunk_gap_ms=args.chunk_gap_ms)
     if args.fake_upstream:
         import uvicorn
 
@@ -447,12 +506,21 @@ async def bench(args: argparse.Namespace) -> int:
     keys = setup_answerdesk(work, config, env)
     hooks = await hook_costs(work)
     bench_key = {"Authorization": f"Bearer {keys['bench']}"}
+    questions, counter = load_questions(), itertools.count()
+    args.question_pool = len(questions)
+    wanted = set(args.phases.split(",")) if args.phases else None
+    timing = ["--ttft-ms", str(args.ttft_ms), "--chunks", str(args.chunks), "--chunk-gap-ms", str(args.chunk_gap_ms)]
     with contextlib.ExitStack() as stack:
-        up = stack.enter_context(process([sys.executable, __file__, "--fake-upstream", str(up_port)],
+        up = stack.enter_context(process([sys.executable, __file__, "--fake-upstream", str(up_port), *timing],
                                          log=work / "upstream.log", env=env))  # fmt: skip
         wait_http(f"http://127.0.0.1:{up_port}/v1/models", timeout=30, proc=up)
-        ad = stack.enter_context(process([ANSWERDESK, "-c", str(config), "serve", "--port", str(ad_port)],
-                                         log=work / "answerdesk.log", env=env))  # fmt: skip
+        ad = stack.enter_context(
+            process(
+                [ANSWERDESK, "-c", str(config), "serve", "--port", str(ad_port), "--workers", str(args.workers)],
+                log=work / "answerdesk.log",
+                env=env,
+            )
+        )
         wait_http(f"http://127.0.0.1:{ad_port}/readyz", timeout=120, proc=ad)
         ad_base = f"http://127.0.0.1:{ad_port}"
         plan = [
@@ -464,17 +532,21 @@ async def bench(args: argparse.Namespace) -> int:
             Phase("chat-stream", "answerdesk", f"{ad_base}/v1/chat/completions", True, "chat", dict(bench_key)),
         ]
         for phase in plan:
+            if wanted is not None and phase.name not in wanted:
+                continue
             print(f"phase {phase.name}: {args.clients} clients x {args.seconds:g} s", file=sys.stderr)
-            phases.append(await run_phase(phase, clients=args.clients, seconds=args.seconds))
+            phases.append(
+                await run_phase(phase, clients=args.clients, seconds=args.seconds, questions=questions, counter=counter)
+            )
         limited = Phase("limited-429", "answerdesk", f"{ad_base}/v1/answers", False, "answers",
                         {"Authorization": f"Bearer {keys['limited']}"})  # fmt: skip
         print("phase limited-429: 4 clients x 3 s on a key of a tenant limited to 30/min", file=sys.stderr)
-        phases.append(await run_phase(limited, clients=4, seconds=3))
+        phases.append(await run_phase(limited, clients=4, seconds=3, questions=questions, counter=counter))
         ad.terminate()
         ad.wait(30)
         if litellm_ok:
             ll_args = [LITELLM, "--config", str(litellm_config(work, up_port)), "--host", "127.0.0.1",
-                       "--port", str(ll_port), "--num_workers", "1"]  # fmt: skip
+                       "--port", str(ll_port), "--num_workers", str(args.workers)]  # fmt: skip
             ll_env = {**env, "LITELLM_LOG": "ERROR"}
             ll = stack.enter_context(process(ll_args, log=work / "litellm.log", env=ll_env))
             wait_http(f"http://127.0.0.1:{ll_port}/health/liveliness", timeout=180, proc=ll)
@@ -486,8 +558,14 @@ async def bench(args: argparse.Namespace) -> int:
                 Phase("litellm-json", "litellm", ll_url, False, "chat", dict(ll_key)),
                 Phase("litellm-stream", "litellm", ll_url, True, "chat", dict(ll_key)),
             ):
+                if wanted is not None and phase.name not in wanted:
+                    continue
                 print(f"phase {phase.name}: {args.clients} clients x {args.seconds:g} s", file=sys.stderr)
-                phases.append(await run_phase(phase, clients=args.clients, seconds=args.seconds))
+                phases.append(
+                    await run_phase(
+                        phase, clients=args.clients, seconds=args.seconds, questions=questions, counter=counter
+                    )
+                )
     return report(args, phases, work, litellm_ok, hooks)
 
 
@@ -501,7 +579,8 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
             r["client_overhead_p99_ms"] = r["p99_ms"] - base["p99_ms"]
     print(f"\nLoad: {args.clients} concurrent clients, {args.seconds:g} s per phase, loopback, {os.cpu_count()} CPUs")
     print_table(rows, ["name", "requests", "rps", "p50_ms", "p95_ms", "p99_ms", "ttfb_p50_ms", "errors",
-                       "client_overhead_p50_ms", "client_overhead_p99_ms", "header_overhead_p50_ms"])  # fmt: skip
+                       "client_overhead_p50_ms", "client_overhead_p99_ms", "header_overhead_p50_ms",
+                       "litellm_header_overhead_p50_ms"])  # fmt: skip
 
     accepted = {rid: p.name for p in phases if p.target == "answerdesk" for rid in p.accepted}
     by_kind, found, stages = lineage_overheads(work / "lineage", accepted)
@@ -541,7 +620,7 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "clients": args.clients, "seconds_per_phase": args.seconds, "cpus": os.cpu_count(),
-        "fake_upstream": {"stream_chunks": CHUNKS, "chunk_gap_ms": CHUNK_GAP_S * 1000},
+        "fake_upstream": dict(UPSTREAM), "workers": args.workers, "questions": args.question_pool,
         "phases": rows, "server_overhead": server, "stage_p50_ms": stage_p50, "hooks_alone": hooks,
         "lineage": {"accepted": len(accepted), "with_record": len(accepted) - len(missing), "missing": missing[:20]},
         "unexpected_statuses": unexpected, "litellm_measured": litellm_ok,

@@ -45,6 +45,13 @@ class EmbedderSettings(_Model):
     threads: int | None = Field(default=None, ge=1)
     #: Threads for embedding a query; more than one only adds contention (see embed/local.py).
     query_threads: int = Field(default=1, ge=1)
+    #: What embeds questions and answers at request time: ``onnx`` (ONNX Runtime, about twice as fast, same
+    #: vectors), ``torch``, or ``auto`` (ONNX when onnxruntime is installed). Batches of passages use torch.
+    runtime: Literal["auto", "onnx", "torch"] = "auto"
+    #: Where the exported ONNX graph is kept (default: ``$ANSWERDESK_CACHE_DIR`` or ``~/.cache/answerdesk``).
+    cache_dir: Path | None = None
+    #: Query vectors kept in memory (embed/cache.py); 0 turns the cache off.
+    query_cache_size: int = Field(default=4096, ge=0)
 
 
 class ChunkingSettings(_Model):

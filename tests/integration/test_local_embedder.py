@@ -38,3 +38,15 @@ def test_tokenizer_is_the_models_own(embedder: LocalEmbedder) -> None:
     spans = embedder.tokenizer.offsets("Unbelievably quick refunds")
     assert len(spans) > 3  # word pieces, not whitespace words
     assert spans[0][0] == 0 and spans[-1][1] == len("Unbelievably quick refunds")
+
+
+def test_concurrent_questions_are_batched_and_get_the_vectors_a_lone_call_gets(embedder: LocalEmbedder) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = [f"How do I return order {i} after {i % 5 + 1} weeks?" for i in range(24)]
+    alone = np.stack([embedder.embed_queries([q])[0] for q in questions])
+    batches_before = embedder.coalescer.batches
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        together = np.stack(list(pool.map(lambda q: embedder.embed_queries([q])[0], questions)))
+    assert np.allclose(together, alone, atol=1e-4)
+    assert embedder.coalescer.batches - batches_before < len(questions)  # some calls shared a forward pass

@@ -10,7 +10,17 @@ KNOWN_KINDS = ("local", "fake")
 
 
 def build_embedder(settings: EmbedderSettings) -> Embedder:
-    """Raises :class:`ConfigError` for an unknown kind, listing the known ones."""
+    """The configured backend, behind the query-vector cache unless ``query_cache_size`` is 0. Raises
+    :class:`ConfigError` for an unknown kind, listing the known ones."""
+    embedder = _backend(settings)
+    if settings.query_cache_size > 0:
+        from answerdesk.embed.cache import CachedEmbedder
+
+        return CachedEmbedder(embedder, max_entries=settings.query_cache_size)
+    return embedder
+
+
+def _backend(settings: EmbedderSettings) -> Embedder:
     if settings.kind == "local":
         from answerdesk.embed.local import LocalEmbedder
 
@@ -20,6 +30,8 @@ def build_embedder(settings: EmbedderSettings) -> Embedder:
             max_seq_length=settings.max_seq_length,
             threads=settings.threads,
             query_threads=settings.query_threads,
+            runtime=settings.runtime,
+            cache_dir=settings.cache_dir,
         )
     if settings.kind == "fake":
         from answerdesk.embed.fake import FakeEmbedder

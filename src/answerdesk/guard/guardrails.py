@@ -16,15 +16,17 @@ if those fail too the request is blocked. Every finding that acts is written to 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
 import numpy.typing as npt
+from cachetools import LRUCache
 
 from answerdesk.embed.base import Embedder
 from answerdesk.errors import ConfigError
@@ -41,6 +43,8 @@ from answerdesk.guard.words import WordFilterGuard
 
 #: Conversations whose placeholders are remembered (least recently used forgotten first).
 MAX_CONVERSATIONS = 4096
+#: Retrieved chunks whose injection verdict is remembered, per tenant policy.
+CONTEXT_VERDICTS = 16384
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,11 @@ class _Guards:
     words: WordFilterGuard | None
     topics: DeniedTopicsGuard | None
     injection: PromptAttackGuard | None
+    #: Context verdicts by chunk digest: the same knowledge-base chunks come back request after request, and a
+    #: verdict holds until the policy changes (a reload builds new guards, and a new cache with them).
+    context_verdicts: LRUCache[bytes, tuple[Finding, ...]] = field(
+        default_factory=lambda: LRUCache(maxsize=CONTEXT_VERDICTS)
+    )
 
 
 class Guardrails:
@@ -182,7 +191,16 @@ class Guardrails:
         kept: list[int] = []
         findings: list[Finding] = []
         for i, text in enumerate(texts):
-            result = self._run(g.policy, "injection", "context", partial(injection.check, text, stage="context"))
+            digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            with self._lock:
+                cached = g.context_verdicts.get(digest)
+            if cached is None:
+                check = partial(injection.check, text, stage="context")
+                cached = self._run(g.policy, "injection", "context", check).findings
+                if not any(f.rule == "guard_error" for f in cached):  # a failure is not a verdict: try again next time
+                    with self._lock:
+                        g.context_verdicts[digest] = cached
+            result = GuardResult(text, cached)
             dropping = [f for f in result.findings if f.action in ("BLOCK", "CHALLENGE")]
             findings += [_with_detail(f, f"chunk {i + 1} dropped from the context") for f in dropping]
             findings += [f for f in result.findings if f not in dropping]
@@ -223,22 +241,29 @@ class Guardrails:
 
             def score() -> GuardResult:
                 findings = grounding_findings(
-                    grounding_score(text, sources), self._relevance(text, question), grounding
+                    grounding_score(text, sources),
+                    self._relevance(text, question, grounding.relevance_threshold),
+                    grounding,
                 )
                 return GuardResult(text, findings)
 
             findings += self._run(g.policy, "grounding", "output", score).findings
         return self._finish(g.policy, text, findings, tenant=tenant, request_id=request_id)
 
-    def _relevance(self, answer: str, question: str) -> float:
+    def _relevance(self, answer: str, question: str, enough: float) -> float:
         # Word overlap alone says little about relevance (a right answer, "14 days from when it was created",
         # shares no word with "how long is an EU return label valid?"); its threshold is calibrated on MiniLM
         # vectors, so without an embedder the relevance check passes.
         if self._embedder is None or not question.strip() or not answer.strip():
             return 1.0
+        lexical = relevance_score(answer, question)
+        if lexical >= enough:  # the score is the higher of words and vectors: the vectors cannot fail it now
+            return lexical
         # Citation markers and emphasis are not what the answer says; embedded, they pull it away from the question.
         plain = " ".join(answer_sentences(answer)).replace("**", "").replace("__", "") or answer
-        answer_vector, question_vector = self._embedder.embed_passages([plain, question])
+        # The question as a query: the input guards and retrieval embedded it already (embed/cache.py).
+        question_vector = self._embedder.embed_queries([question])[0]
+        answer_vector = self._embedder.embed_passages([plain])[0]
         return relevance_score(answer, question, answer_vector=answer_vector, question_vector=question_vector)
 
     # -- any stage (the CLI) ---------------------------------------------------------------------------------

@@ -73,6 +73,9 @@ def create_app(settings: Settings, *, services: Services) -> FastAPI:
         summary="Grounded, cited answer drafts for support teams.",
         docs_url="/docs",
         lifespan=lifespan,
+        # HTTP server spans stay (the spine's stage spans hang under them); request metrics and logs are
+        # answerdesk's own (Prometheus at /metrics, JSON logs), so FastAPI's OpenTelemetry copies are off.
+        telemetry={"metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.services = services
