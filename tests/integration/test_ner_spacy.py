@@ -36,3 +36,15 @@ def test_streaming_with_the_model_equals_batch() -> None:
 def test_unit_and_box_parts_of_an_address() -> None:
     out = GUARD.check("Deliver to Apt. 566, or to p.o. box 15, or Via Capo le Case 143.", stage="input")
     assert "566" not in out.text and "box 15" not in out.text and "143" not in out.text
+
+
+def test_names_opening_a_sentence_and_inside_a_lower_case_one_are_redacted() -> None:
+    text = "Judy called twice about the refund. yesterday my husband spoke to Maria Gonzalez in Madrid."
+    out = GUARD.check(text, stage="input")
+    expected = "[PERSON_1] called twice about the refund. yesterday my husband spoke to [PERSON_2] in [LOCATION_1]."
+    assert out.text == expected
+
+
+def test_a_text_with_no_candidate_word_is_left_alone() -> None:
+    out = GUARD.check("The card was declined and I want a refund.", stage="input")
+    assert out.text == "The card was declined and I want a refund." and out.findings == ()
