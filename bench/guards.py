@@ -41,6 +41,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 
 from answerdesk.config import EmbedderSettings
+from answerdesk.embed.cache import CachedEmbedder
 from answerdesk.embed.factory import build_embedder
 from answerdesk.guard.guardrails import Guardrails
 from answerdesk.guard.ner import SpacyRecognizer
@@ -306,9 +307,11 @@ def input_guard_results(data_dir: Path, *, count: int) -> dict[str, Any]:
         times.append((time.perf_counter() - t0) * 1000)
         blocked += outcome.blocked
     # Timed apart: torch's worker threads spin for a while after each call and would slow the guards down.
+    # Timed past the query cache: a new message is a cache miss, and these were all embedded above.
+    uncached = embedder.inner if isinstance(embedder, CachedEmbedder) else embedder
     for message in messages[:100]:
         t0 = time.perf_counter()
-        embedder.embed_queries([message])
+        uncached.embed_queries([message])
         embed_times.append((time.perf_counter() - t0) * 1000)
     policy = guards.policy(None)
     return {
