@@ -188,6 +188,13 @@ class GenerationSettings(_Model):
     #: Best cosine similarity between the question and any retrieved chunk below which the answer is a
     #: refusal without a model call. Calibrated on the dev sets (see README, Performance).
     relevance_threshold: float = Field(default=0.45, ge=-1.0, le=1.0)
+    #: Past the relevance gate, refuse (without a model call) when the sources are on the question's topic but
+    #: do not answer it: a small packaged model over retrieval and sentence signals (generate/answerability.py).
+    answerability: bool = True
+    #: A model file written by ``python -m answerdesk.generate.train_answerability``; default: the packaged one.
+    answerability_model: Path | None = None
+    #: P(not answerable) at or above which the answer is a refusal; default: the model file's own threshold.
+    answerability_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     refusal: str = "I can't find this in the knowledge base."
     max_question_chars: int = Field(default=4000, ge=1)
     max_output_tokens: int = Field(default=400, ge=1)

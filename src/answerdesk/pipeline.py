@@ -19,6 +19,7 @@ import anyio
 from answerdesk.config import GenerationSettings
 from answerdesk.embed.base import Embedder, Vectors
 from answerdesk.errors import InputError
+from answerdesk.generate.answerability import features, load_model, packaged_model, question_sentence_cosines
 from answerdesk.generate.assembly import Assembled, assemble, sentences_needing_vectors
 from answerdesk.generate.base import LLM, CallRecord, CompletionRequest
 from answerdesk.generate.confidence import confidence
@@ -106,6 +107,7 @@ class AnswerGuards(Protocol):
 
 class ChunkVectors(Protocol):
     def chunk_vectors(self, chunk_ids: Sequence[str]) -> dict[str, Vectors]: ...
+    def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, Vectors]: ...
 
 
 def _guard_event(findings: Sequence[Finding], *, replaced: bool = False) -> AnswerEvent:
@@ -173,6 +175,16 @@ class AnswerPipeline:
         self._k = k
         self._vectors = vectors
         self._guards = guards
+        self._answerability = (
+            (load_model(settings.answerability_model) if settings.answerability_model else packaged_model())
+            if settings.answerability
+            else None
+        )
+        self._answerability_threshold = (
+            settings.answerability_threshold
+            if settings.answerability_threshold is not None
+            else (self._answerability.threshold if self._answerability else 1.0)
+        )
 
     async def answer(
         self,
@@ -285,16 +297,17 @@ class AnswerPipeline:
             yield _guard_event(findings)
         review = any(f.action == "CHALLENGE" for f in findings)
         relevance = max((c.signals.get("cosine", -1.0) for c in sources), default=-1.0)
-        if relevance < self._settings.relevance_threshold:
-            # Nothing relevant: refuse from the template without spending a model call.
+        gate_flags: list[str] = []
+        gate = await self._gate(query, retrieved.query_vector, sources, relevance, timings, gate_flags)
+        if gate is not None:
+            reason, sure = gate
             text = self._settings.refusal
             yield AnswerEvent("delta", text)
             timings["total"] = time.perf_counter() - started
             answer = Answer(
-                **base, text=text, citations=(), confidence=round(max(0.0, 1.0 - max(relevance, 0.0)), 3),
-                refused=True, refusal_reason="no_relevant_sources", provider="none", model="none",
-                usage=Usage(), cost_usd=0.0, sources=tuple(sources), flags=(f"relevance:{relevance:.3f}",),
-                timings=timings, guard_findings=tuple(findings), review_required=review,
+                **base, text=text, citations=(), confidence=sure, refused=True, refusal_reason=reason,
+                provider="none", model="none", usage=Usage(), cost_usd=0.0, sources=tuple(sources),
+                flags=tuple(gate_flags), timings=timings, guard_findings=tuple(findings), review_required=review,
             )  # fmt: skip
             yield AnswerEvent("done", answer=answer)
             return
@@ -355,7 +368,7 @@ class AnswerPipeline:
                 refusal_reason = "guard_blocked" if blocked else "guard_grounding"
         for citation in citations:
             yield AnswerEvent("citation", citation=citation)
-        flags = [f"dropped_citation:{n}" for n in assembled.dropped]
+        flags = gate_flags + [f"dropped_citation:{n}" for n in assembled.dropped]
         flags += [f"unsupported_sentence:{i}" for i, s in enumerate(assembled.sentences, 1) if s.cited and not
                   s.supported]  # fmt: skip
         flags += [f"fallback:{name}" for name in choice.record.fallbacks]
@@ -459,6 +472,39 @@ class AnswerPipeline:
         if len(question) > limit:
             raise InputError(f"the question is {len(question)} characters; the limit is {limit}")
         return question
+
+    async def _gate(
+        self,
+        query: str,
+        query_vector: Vectors | None,
+        sources: Sequence[ScoredChunk],
+        relevance: float,
+        timings: dict[str, float],
+        flags: list[str],
+    ) -> tuple[str, float] | None:
+        """(reason, confidence) when the answer is a refusal from the template, without a model call: nothing
+        relevant was found, or the sources are on the topic but do not answer the question. The scores it
+        read go to ``flags`` (``relevance:…`` when refused on it, ``answerability:…`` whenever computed)."""
+        if relevance < self._settings.relevance_threshold:
+            flags.append(f"relevance:{relevance:.3f}")
+            return "no_relevant_sources", round(max(0.0, 1.0 - max(relevance, 0.0)), 3)
+        if self._answerability is None:
+            return None
+        t0 = time.perf_counter()
+        p = await self._unanswerable(query, query_vector, sources)
+        timings["answerability"] = time.perf_counter() - t0
+        flags.append(f"answerability:{p:.3f}")
+        return ("not_in_sources", round(p, 3)) if p >= self._answerability_threshold else None
+
+    async def _unanswerable(self, query: str, query_vector: Vectors | None, sources: Sequence[ScoredChunk]) -> float:
+        """P(the sources do not answer ``query``): the answerability model over retrieval signals and the
+        question's cosine with each sentence of the best source (vectors stored at ingest)."""
+        model, embedder, stored = self._answerability, self._embedder, self._vectors
+        assert model is not None
+        cosines = await anyio.to_thread.run_sync(
+            lambda: question_sentence_cosines(query, query_vector, sources, stored, embedder)
+        )
+        return model.score(features(query, sources, cosines))
 
     async def _assemble(self, text: str, sources: Sequence[ScoredChunk]) -> Assembled:
         unsure = sentences_needing_vectors(text, sources)

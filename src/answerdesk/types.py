@@ -225,7 +225,8 @@ class Answer:
     citations: tuple[Citation, ...]
     confidence: float
     refused: bool
-    #: Why the answer is a refusal: ``no_relevant_sources`` (gate, no model call), ``model_refused``,
+    #: Why the answer is a refusal: ``no_relevant_sources`` (relevance gate, no model call), ``not_in_sources``
+    #: (the sources are on the topic but do not answer it: answerability gate, no model call), ``model_refused``,
     #: ``guard_blocked`` (a guard blocked the question or the answer) or ``guard_grounding`` (the answer was
     #: not grounded in, or relevant to, what was asked: replaced by the refusal template).
     refusal_reason: str | None

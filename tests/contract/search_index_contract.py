@@ -56,6 +56,21 @@ class SearchIndexContract:
         assert vector[0].document_id == "labels"
         assert -1.0 <= vector[0].signals["cosine"] <= 1.0001
 
+    def test_sentence_vectors_come_back_as_written(self, index: Any) -> None:
+        doc = make_document("refunds", "Refunds take five days. Labels print from Orders.")
+        item = indexed(doc, ["Refunds take five days.", "Labels print from Orders."])
+        sentences = [
+            EMBEDDER.embed_passages(["Refunds take five days.", "Refunds reach the card."]),
+            EMBEDDER.embed_passages([]),
+        ]
+        index.write([IndexedDocument(item.document, item.chunks, item.vectors, "fp1", sentences)])
+        index.write([indexed(make_document("labels", "Print shipping labels from the Orders page."))])
+        got = index.sentence_vectors(["refunds::0", "refunds::1", "labels::0", "nope::0"])
+        assert set(got) == {"refunds::0", "refunds::1"}  # written without them: left out
+        np.testing.assert_allclose(got["refunds::0"], sentences[0], rtol=1e-6)
+        assert got["refunds::1"].shape == (0, EMBEDDER.dim)
+        assert index.sentence_vectors([]) == {}
+
     def test_results_carry_what_a_citation_needs(self, index: Any) -> None:
         doc = make_document(
             "eu-returns",

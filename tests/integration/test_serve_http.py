@@ -137,8 +137,10 @@ def test_shutdown_drains_a_stream_in_flight(running: Running) -> None:
 
 @pytest.mark.slow
 def test_answerdesk_serve_with_a_key_made_by_answerdesk_keys(tmp_path: Path, repo: Path) -> None:
+    # The fake embedder's vectors mean nothing: both gates are off.
     env = {**os.environ, "ANSWERDESK_STORE__PATH": str(tmp_path / "kb.db"), "ANSWERDESK_EMBEDDER__KIND": "fake",
-           "ANSWERDESK_GENERATION__RELEVANCE_THRESHOLD": "0.0"}  # fmt: skip
+           "ANSWERDESK_GENERATION__RELEVANCE_THRESHOLD": "0.0",
+           "ANSWERDESK_GENERATION__ANSWERABILITY": "false"}  # fmt: skip
     run = {"env": env, "cwd": tmp_path, "capture_output": True, "text": True, "timeout": 120}
     ingest = subprocess.run([ANSWERDESK, "ingest", str(repo / "examples" / "kb")], **run)  # type: ignore[call-overload]
     assert ingest.returncode == 0, ingest.stderr

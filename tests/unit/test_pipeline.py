@@ -10,6 +10,7 @@ import pytest
 from answerdesk.config import ChunkingSettings, GenerationSettings, ModelSettings
 from answerdesk.embed.fake import FakeEmbedder
 from answerdesk.errors import InputError, ProviderError
+from answerdesk.generate.answerability import FEATURES, AnswerabilityModel
 from answerdesk.generate.base import CallRecord
 from answerdesk.generate.extractive import ExtractiveLLM
 from answerdesk.generate.fake import FakeLLM
@@ -25,7 +26,7 @@ from answerdesk.types import Principal
 from tests.conftest import make_document
 
 WHO = Principal(subject="agent")
-SETTINGS = GenerationSettings(relevance_threshold=0.0)
+SETTINGS = GenerationSettings(relevance_threshold=0.0, answerability=False)
 
 
 @pytest.fixture
@@ -78,6 +79,40 @@ async def test_relevance_gate_refuses_without_a_model_call(store: SqliteIndex) -
     assert llm.requests == []
 
 
+def answerability_file(tmp_path: Path, threshold: float) -> Path:
+    # Every weight zero: P(not answerable) is 0.5 for any question, so the threshold alone decides.
+    path = tmp_path / "answerability.json"
+    AnswerabilityModel(
+        FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), (0.0,) * len(FEATURES), 0.0, threshold
+    ).save(path)
+    return path
+
+
+@pytest.mark.parametrize(("threshold", "refused"), [(0.4, True), (0.6, False)])
+async def test_answerability_gate_refuses_without_a_model_call(
+    store: SqliteIndex, tmp_path: Path, threshold: float, refused: bool
+) -> None:
+    llm = FakeLLM(["Annual plans are refunded within 30 days [1]."])
+    settings = GenerationSettings(relevance_threshold=0.0, answerability_model=answerability_file(tmp_path, threshold))
+    answer = await pipeline(store, OneModel(llm), settings).answer("annual plan refund", principal=WHO)
+    assert answer.refused is refused
+    if refused:
+        assert answer.refusal_reason == "not_in_sources" and answer.flags == ("answerability:0.500",)
+        assert answer.text == settings.refusal and llm.requests == [] and answer.provider == "none"
+    else:
+        assert len(llm.requests) == 1 and "[1]" in answer.text
+    assert "answerability" in answer.timings
+
+
+async def test_the_threshold_setting_overrides_the_model_file(store: SqliteIndex, tmp_path: Path) -> None:
+    llm = FakeLLM(["Annual plans are refunded within 30 days [1]."])
+    settings = GenerationSettings(
+        relevance_threshold=0.0, answerability_model=answerability_file(tmp_path, 0.4), answerability_threshold=0.9
+    )
+    answer = await pipeline(store, OneModel(llm), settings).answer("annual plan refund", principal=WHO)
+    assert not answer.refused and len(llm.requests) == 1
+
+
 async def test_bad_citations_are_dropped_and_flagged(store: SqliteIndex) -> None:
     llm = FakeLLM(["Annual plans are refunded in full within 30 days [1][9]."])
     answer = await pipeline(store, OneModel(llm)).answer("refund annual plan", principal=WHO)
@@ -115,6 +150,8 @@ async def test_bad_questions(store: SqliteIndex, question: str, message: str) ->
 
 
 async def test_unknown_model_lists_the_known_ones(store: SqliteIndex) -> None:
-    settings = GenerationSettings(models={"extractive": ModelSettings(kind="extractive")}, relevance_threshold=0.0)
+    settings = GenerationSettings(
+        models={"extractive": ModelSettings(kind="extractive")}, relevance_threshold=0.0, answerability=False
+    )
     with pytest.raises(InputError, match="known: default, extractive"):
         await pipeline(store, ConfiguredModels(settings)).answer("refund", principal=WHO, route="gpt-9")

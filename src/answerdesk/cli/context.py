@@ -16,8 +16,8 @@ from answerdesk.observe.tracing import TracedModels
 from answerdesk.pipeline import AnswerPipeline
 from answerdesk.prompts.labels import PromptLabelStore
 from answerdesk.prompts.registry import TEMPLATES_DIR, PromptRegistry
+from answerdesk.retrieve.factory import build_retriever
 from answerdesk.retrieve.hybrid import HybridRetriever
-from answerdesk.retrieve.rerank import build_reranker
 from answerdesk.store.sqlite import SqliteIndex
 from answerdesk.types import Principal
 
@@ -45,16 +45,7 @@ class AppContext:
 
     @cached_property
     def retriever(self) -> HybridRetriever:
-        r = self.settings.retrieval
-        return HybridRetriever(
-            self.store,
-            self.embedder,
-            build_reranker(self.settings.rerank.kind),
-            fusion=r.fusion,
-            rrf_k=r.rrf_k,
-            vector_weight=r.vector_weight,
-            candidates=r.candidates,
-        )
+        return build_retriever(self.store, self.embedder, self.settings)
 
     @cached_property
     def prompts(self) -> PromptRegistry:

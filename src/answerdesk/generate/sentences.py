@@ -33,6 +33,16 @@ def split_sentences(text: str) -> list[str]:
     return pieces
 
 
+#: Sentences shorter than this say too little to answer anything (headings, fragments).
+MIN_ANSWER_WORDS = 3
+
+
+def chunk_sentences(text: str) -> list[str]:
+    """The sentences of a chunk's ``text`` long enough to hold an answer, in order (line by line first, so a
+    heading never runs into the sentence after it)."""
+    return [s for line in text.split("\n") for s in split_sentences(line) if len(s.split()) >= MIN_ANSWER_WORDS]
+
+
 def stem(word: str) -> str:
     for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:

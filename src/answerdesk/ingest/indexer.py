@@ -17,6 +17,7 @@ from pathlib import Path
 from answerdesk.config import ChunkingSettings
 from answerdesk.embed.base import Embedder
 from answerdesk.errors import IngestError
+from answerdesk.generate.sentences import chunk_sentences
 from answerdesk.ingest.chunking import chunk_document
 from answerdesk.ingest.loaders import SourceFile, discover, load
 from answerdesk.store.base import DocumentStore, IndexedDocument
@@ -71,10 +72,15 @@ class _Run:
         )
 
 
+#: Bumped when what is stored beside the chunk vectors changes, so that the next ingest fills it in.
+SENTENCE_VECTORS = "sentences-1"
+
+
 def fingerprint(document: Document, embedder_name: str, chunking: ChunkingSettings) -> str:
     """Changes when the content or anything that shapes its chunks or vectors changes."""
     basis = (
         f"{document.sha256}|{embedder_name}|{chunking.size_tokens}|{chunking.overlap_tokens}|{chunking.embed_tokens}"
+        f"|{SENTENCE_VECTORS}"
     )
     return hashlib.sha256(basis.encode()).hexdigest()
 
@@ -163,12 +169,24 @@ class Ingestor:
 
     def _flush(self, pending: list[_Pending], run: _Run) -> None:
         texts = [chunk.embed_text for p in pending for chunk in p.chunks]
-        vectors = self._embedder.embed_passages(texts)
+        # The sentences that can hold an answer, embedded with the chunks (the answerability gate compares the
+        # question with each one; computed here, they cost nothing when a question is asked).
+        sentences = [chunk_sentences(chunk.text) for p in pending for chunk in p.chunks]
+        flat = [s for group in sentences for s in group]
+        vectors = self._embedder.embed_passages(texts + flat)
+        chunk_vectors, sentence_vectors = vectors[: len(texts)], vectors[len(texts) :]
+        per_chunk, start = [], 0
+        for group in sentences:
+            per_chunk.append(sentence_vectors[start : start + len(group)])
+            start += len(group)
         items = []
         offset = 0
         for p in pending:
-            items.append(IndexedDocument(p.document, p.chunks, vectors[offset : offset + len(p.chunks)], p.fingerprint))
-            offset += len(p.chunks)
+            end = offset + len(p.chunks)
+            items.append(
+                IndexedDocument(p.document, p.chunks, chunk_vectors[offset:end], p.fingerprint, per_chunk[offset:end])
+            )
+            offset = end
         self._store.write(items)
         for p in pending:
             run.counts["added" if p.is_new else "updated"] += 1

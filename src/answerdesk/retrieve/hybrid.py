@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from answerdesk.embed.base import Embedder
+from answerdesk.embed.base import Embedder, Vectors
 from answerdesk.errors import InputError
 from answerdesk.retrieve.base import Reranker
 from answerdesk.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
@@ -24,6 +24,8 @@ class RetrievalResult:
     chunks: list[ScoredChunk]
     #: Seconds per stage: ``embed``, ``bm25``, ``vector``, ``fuse``, ``rerank``.
     timings: dict[str, float]
+    #: The query's vector (``None`` for a BM25-only search), for later stages that compare against it.
+    query_vector: Vectors | None = None
 
 
 class HybridRetriever:
@@ -68,6 +70,7 @@ class HybridRetriever:
         pool = max(self._candidates, k)
         timings: dict[str, float] = {}
         rankings: dict[str, list[ScoredChunk]] = {}
+        vector: Vectors | None = None
         if mode in ("hybrid", "bm25"):
             t0 = time.perf_counter()
             rankings["bm25"] = self._index.lexical(query, principal=principal, filters=clauses, limit=pool)
@@ -90,7 +93,7 @@ class HybridRetriever:
         t0 = time.perf_counter()
         reranked = self._reranker.rerank(query, fused)
         timings["rerank"] = time.perf_counter() - t0
-        return RetrievalResult(chunks=reranked[:k], timings=timings)
+        return RetrievalResult(chunks=reranked[:k], timings=timings, query_vector=vector)
 
     def _weights_for_rrf(self) -> dict[str, float]:
         # Equal weights are plain RRF; scaled so that 0.5/0.5 gives the textbook 1/(k + rank).

@@ -26,6 +26,9 @@ class IndexedDocument:
     chunks: Sequence[Chunk]
     vectors: Vectors
     fingerprint: str
+    #: Per chunk (same order), one vector per sentence that can hold an answer (``answerability.chunk_sentences``);
+    #: ``None``: not computed (the answerability gate then embeds them on demand).
+    sentence_vectors: Sequence[Vectors] | None = None
 
 
 class DocumentStore(Protocol):

@@ -239,9 +239,12 @@ class SqliteIndex:
                 now,
             ),
         )
+        sentences = item.sentence_vectors if item.sentence_vectors is not None else [None] * len(chunks)
+        if len(sentences) != len(chunks):
+            raise StoreError(f"document {doc.id}: {len(chunks)} chunks but {len(sentences)} sentence vector sets")
         conn.executemany(
-            "INSERT INTO chunks (id, document_id, ordinal, text, heading_path, token_count, sha256, embedding) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO chunks (id, document_id, ordinal, text, heading_path, token_count, sha256, embedding, "
+            "sentence_embeddings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     c.id,
@@ -252,8 +255,9 @@ class SqliteIndex:
                     c.token_count,
                     _sha256(c.text),
                     np.asarray(v, dtype=np.float32).tobytes(),
+                    None if sv is None else np.ascontiguousarray(sv, dtype=np.float32).tobytes(),
                 )
-                for c, v in zip(chunks, vectors, strict=True)
+                for c, v, sv in zip(chunks, vectors, sentences, strict=True)
             ],
         )
 
@@ -413,6 +417,21 @@ class SqliteIndex:
             for (rowid, chunk_id), pos in zip(rows, positions, strict=True)
             if pos < len(matrix.rowids) and matrix.rowids[pos] == rowid
         }
+
+    def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, Vectors]:
+        """The sentence vectors stored at ingest for ``chunk_ids`` (rows: ``chunk_sentences`` of the chunk, in
+        order); chunks indexed without them are left out."""
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT c.id, c.sentence_embeddings, length(c.embedding) FROM chunks c WHERE c.id IN ({marks}) "
+                "AND c.sentence_embeddings IS NOT NULL",
+                list(chunk_ids),
+            ).fetchall()
+        # The chunk's own vector is 4 bytes per dimension: that tells how the packed sentence rows are cut.
+        return {chunk_id: np.frombuffer(blob, dtype=np.float32).reshape(-1, size // 4) for chunk_id, blob, size in rows}
 
     def _filtered_rowids(self, principal: Principal, clauses: Sequence[FilterClause]) -> npt.NDArray[np.int64]:
         where, params = _where(principal, clauses)

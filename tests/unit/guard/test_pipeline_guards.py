@@ -27,7 +27,7 @@ from answerdesk.types import Message, Principal
 from tests.conftest import make_document
 
 WHO = Principal(subject="agent", tenant="acme")
-SETTINGS = GenerationSettings(relevance_threshold=0.0)
+SETTINGS = GenerationSettings(relevance_threshold=0.0, answerability=False)
 POLICY = """
 version: p1
 sensitiveInformationPolicy:

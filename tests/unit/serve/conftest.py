@@ -151,7 +151,7 @@ def build_service(
         PromptRegistry(TEMPLATES_DIR),
         models,  # type: ignore[arg-type]
         embedder,
-        GenerationSettings(relevance_threshold=0.0),
+        GenerationSettings(relevance_threshold=0.0, answerability=False),
         k=3,
         vectors=store,
         guards=Guardrails(PolicySource(None), embedder=embedder, audit=None) if guards else None,

@@ -1,0 +1,32 @@
+"""Ingest stores, beside each chunk's vector, one vector per sentence that can hold an answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from answerdesk.config import ChunkingSettings
+from answerdesk.embed.fake import FakeEmbedder
+from answerdesk.generate.sentences import chunk_sentences
+from answerdesk.ingest.indexer import Ingestor
+from answerdesk.store.sqlite import SqliteIndex
+from answerdesk.types import Principal
+from tests.conftest import make_document
+
+TEXT = "Annual plans are refunded within 30 days. After that, refunds are prorated. Short.\nContact billing."
+
+
+def test_each_chunk_gets_its_sentence_vectors(tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    index = SqliteIndex(tmp_path / "kb.db")
+    try:
+        report = Ingestor(index, embedder, ChunkingSettings()).index([make_document("refunds", TEXT, title="Refunds")])
+        assert not report.failures
+        chunk = index.lexical("annual plans refunded", principal=Principal(subject="agent"))[0]
+        stored = index.sentence_vectors([chunk.chunk_id])[chunk.chunk_id]
+        sentences = chunk_sentences(chunk.text)
+        assert sentences == ["Annual plans are refunded within 30 days.", "After that, refunds are prorated."]
+        np.testing.assert_allclose(stored, embedder.embed_passages(sentences), rtol=1e-6)
+    finally:
+        index.close()
