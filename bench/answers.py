@@ -809,6 +809,8 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
+    # Read first: this run writes its results (possibly to the same file) before it is done.
+    earlier = json.loads(args.local_from.read_text()) if args.skip_local and args.local_from else None
     settings = Settings()
     cache = EmbeddingCache()
     embedder = cached_local_embedder(cache)
@@ -880,8 +882,8 @@ async def main_async(args: argparse.Namespace) -> None:
         name = f"extractive k={args.local_k} (local sample)"
         raw[name] = await run_answers(corpora, embedder, extractive, settings, k=args.local_k, items=chosen, label=name)
         report["systems"][name] = {d: summarize(rows) for d, rows in raw[name].items()}
-    elif args.local_from:
-        carry_local(report, args.local_from)
+    elif earlier is not None:
+        carry_local(report, earlier, args.local_from)
     report["targets"] = checks(report)
     print_report(report)
     write_json(
@@ -896,9 +898,8 @@ async def main_async(args: argparse.Namespace) -> None:
     remove_tree(workdir)
 
 
-def carry_local(report: dict[str, Any], path: Path) -> None:
+def carry_local(report: dict[str, Any], old: dict[str, Any], path: Path) -> None:
     """The local model's figures from an earlier results file (its run is ~40 min), marked as carried over."""
-    old = json.loads(path.read_text())
     carried = [name for name in old["systems"] if name.startswith("local") or name.endswith("(local sample)")]
     for name in carried:
         report["systems"][f"{name} [earlier run]"] = old["systems"][name]
