@@ -434,7 +434,7 @@ async def run_calibrated(
     """ClapNQ dev answered with an answerability model calibrated to it: all features, the product's false
     refusal budget, and each question answered by the model of the fold it is not in (trained by
     ``train_answerability`` on the other four folds, its threshold included)."""
-    rows = await asyncio.to_thread(examples, DATA_DIR / CLAPNQ_DEV, settings, embedder, log=log)
+    rows = examples(DATA_DIR / CLAPNQ_DEV, settings, embedder, log=log)  # the embedding cache is not thread-safe
     models = fold_models(rows, names=FEATURES, budget=CALIBRATED_BUDGET)
     fold = {r.id.split(":", 1)[1]: r.fold for r in rows}
     answered: list[Row] = []
