@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from answerdesk.config import Settings
+from answerdesk.config import Settings, load_settings
 from answerdesk.embed.base import Embedder
 from answerdesk.embed.factory import build_embedder
 from answerdesk.errors import AnswerdeskError, ConfigError
@@ -126,6 +126,11 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
         from sklearn.linear_model import LogisticRegression
     except ImportError as exc:
         raise ConfigError("training needs scikit-learn: pip install -e '.[bench]'") from exc
+    if len(set(y.tolist())) < 2:
+        raise ConfigError(
+            "the questions that pass the relevance gate (or a fold of them) are all answerable or all unanswerable; "
+            "the model needs both: add questions, or lower generation.relevance_threshold"
+        )
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
     model = LogisticRegression(C=1.0, max_iter=1000, random_state=0)
     model.fit((x - mean) / scale, y)
@@ -216,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m answerdesk.generate.train_answerability",
         description="Train an answerability model on labelled questions over their passages; write it as JSON.",
+        epilog='A dataset folder holds corpus.jsonl, one passage per line ({"id", "title", "text"}), and '
+        'questions.jsonl, one question per line ({"id", "question", "answerable": true|false}). '
+        "The packaged model: --features general --budget 0.04. A model calibrated to one knowledge base: "
+        "--features all --budget 0.14 --out FILE, then set generation.answerability_model: FILE.",
     )
     parser.add_argument(
         "--dataset", type=Path, action="append", help="folder with corpus.jsonl and questions.jsonl (repeatable; "
@@ -224,11 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--features", choices=sorted(FEATURE_SETS), default="general", help="which features to read")
     parser.add_argument("--budget", type=float, default=FALSE_REFUSAL_BUDGET, help="false refusals allowed")
     parser.add_argument("--out", type=Path, default=PACKAGED_MODEL, help="model file to write")
+    parser.add_argument(
+        "--config", type=Path, help="answerdesk settings (embedder, chunking, retrieval) to index and retrieve with; "
+        "default: answerdesk.yaml here and ANSWERDESK_* variables, as the product reads them"
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not 0.0 <= args.budget < 1.0:
         parser.error(f"--budget must be in [0, 1), got {args.budget}")
     try:
-        settings = Settings()
+        settings = load_settings(args.config)
         embedder = build_embedder(settings.embedder)
         rows = [
             r for d in args.dataset or [Path("../shared/data/rag/clapnq-dev")] for r in examples(d, settings, embedder)
