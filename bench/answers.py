@@ -899,13 +899,23 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def carry_local(report: dict[str, Any], old: dict[str, Any], path: Path) -> None:
-    """The local model's figures from an earlier results file (its run is ~40 min), marked as carried over."""
-    carried = [name for name in old["systems"] if name.startswith("local") or name.endswith("(local sample)")]
+    """The local model's figures from an earlier results file (its run is ~40 min), marked as carried over;
+    from a file that carried them over itself, with their original provenance."""
+    mark = " [earlier run]"
+    carried = [
+        name
+        for name in old["systems"]
+        if name.startswith("local") or name.removesuffix(mark).endswith("(local sample)")
+    ]
     for name in carried:
-        report["systems"][f"{name} [earlier run]"] = old["systems"][name]
+        report["systems"][name.removesuffix(mark) + mark] = old["systems"][name]
     if "local_model" in old:
         report["local_model"] = old["local_model"]
-    report["local_from"] = {"file": str(path), "started": old["environment"]["started"], "systems": carried}
+    report["local_from"] = old.get("local_from") or {
+        "file": str(path),
+        "started": old["environment"]["started"],
+        "systems": carried,
+    }
 
 
 def main() -> None:

@@ -99,8 +99,7 @@ def extract_answer(prompt: str, *, refusal: str, max_sentences: int = 3, min_cov
     # way, 72 % when the best sentences of several sources were quoted together).
     order = {n: rank for rank, (n, _) in enumerate(sources)}
     source = max(ranked, key=lambda c: c.score / (1.0 + SOURCE_RANK_DECAY * order[c.source])).source
-    # A heading or fragment ("Annual plans") says too little to quote, however well it matches.
-    own = [c for c in ranked if c.source == source and len(c.text.split()) >= MIN_ANSWER_WORDS] or [ranked[0]]
+    own = [c for c in ranked if c.source == source and _quotable(c.text)] or [ranked[0]]
     best = own[0].score
     chosen: list[_Candidate] = []
     for candidate in own:
@@ -117,11 +116,7 @@ def extract_answer(prompt: str, *, refusal: str, max_sentences: int = 3, min_cov
         if len(chosen) == max_sentences or candidate.score < best * 0.6:
             break
         new = (wanted & set(content_words(candidate.text))) - covered
-        if (
-            candidate.source != source
-            and len(new) * 3 >= len(wanted)
-            and len(candidate.text.split()) >= MIN_ANSWER_WORDS
-        ):
+        if candidate.source != source and len(new) * 3 >= len(wanted) and _quotable(candidate.text):
             chosen.append(candidate)
             covered |= new
     chosen.sort(key=lambda c: (c.source != source, c.source, c.position))
@@ -168,6 +163,12 @@ def rank_sentences(
         candidates.append(_Candidate(n, i, text, cov * (1.0 - 0.08 * order[n])))
     candidates.sort(key=lambda c: (-c.score, order[c.source], c.position))
     return candidates
+
+
+def _quotable(sentence: str) -> bool:
+    """Not a fragment ("Annual plans") or a heading trail ("Step-by-step checks > 1"): they say too little to
+    quote, however well they match (a source's title lends its words to every line of it)."""
+    return len(sentence.split()) >= MIN_ANSWER_WORDS and " > " not in sentence
 
 
 def _similar(a: str, b: str) -> bool:

@@ -34,3 +34,21 @@ async def test_streams_exactly_the_completed_text() -> None:
     assert "".join(e.text for e in events if e.kind == "delta") == full
     assert events[-1].kind == "finish" and events[-1].usage is not None
     assert full != DEFAULT_REFUSAL
+
+
+def test_never_quotes_a_heading_trail_or_a_fragment() -> None:
+    prompt = """<source id="1" title="Tracking is not updating">Step-by-step checks > 1
+Annual tracking
+For tracking numbers added by hand, the wrong carrier is the most common cause of missing updates.</source>
+<question>my tracking number is not updating</question>"""
+    text = extract_answer(prompt, refusal="no")
+    assert (
+        text == "For tracking numbers added by hand, the wrong carrier is the most common cause of missing updates [1]."
+    )
+
+
+def test_quotes_one_source_unless_another_answers_a_different_part() -> None:
+    prompt = """<source id="1" title="Refunds">Annual plans can be refunded within 30 days of the charge.</source>
+<source id="2" title="Refunds again">Refunds on annual plans are possible within 30 days, says billing.</source>
+<question>annual plan refund days</question>"""
+    assert "[2]" not in extract_answer(prompt, refusal="no")  # the same words again: one source is enough
