@@ -18,11 +18,14 @@ reads a few signals of the top sources, each cheap:
   topic (its title), and how many content words the question has: a question that is mostly its topic's
   name, or a long one with many particulars, is less often answered by a passage on that topic.
 
-A logistic model over those features gives the probability that the question is *not* answered; at or above
-its threshold the pipeline refuses with the template, without a model call. The weights, the feature
-scaling, the threshold and the validation figures ship as ``answerability.json``, written by
-``python -m answerdesk.generate.train_answerability``; the same :func:`features` serves training and
-inference, so the two cannot drift apart.
+A logistic model over some of those features gives the probability that the question is *not* answered; at
+or above its threshold the pipeline refuses with the template, without a model call. A model file names the
+features it reads, with their scaling, weights, threshold and held-out figures. The packaged one
+(``answerability.json``) reads :data:`GENERAL_FEATURES` only; a model calibrated to one knowledge base may
+read them all. Both are written by ``python -m answerdesk.generate.train_answerability``; the same
+:func:`features` serves training and inference, so the two cannot drift apart. The sentence vectors are
+stored at ingest (:func:`question_sentence_cosines` reads them), so the gate costs a lookup and some dot
+products per question.
 """
 
 from __future__ import annotations
