@@ -376,7 +376,9 @@ def build_corpora(embedder: CachedEmbedder, workdir: Path, names: Sequence[str])
     for name in names:
         started = time.perf_counter()
         documents = [to_document(p) for p in datasets[name].passages]
-        index, report = build_index(workdir / f"{name}.db", documents, embedder, ChunkingSettings())
+        index, report = build_index(
+            workdir / f"{name}.db", documents, embedder, ChunkingSettings(), sentence_vectors=True
+        )
         log(f"{name}: {report.chunks_written} chunks indexed in {time.perf_counter() - started:.0f}s")
         out.append(Corpus(name, index, load_items(name)))
     return out

@@ -26,12 +26,13 @@ import numpy as np
 
 from answerdesk.config import ChunkingSettings, RetrievalSettings
 from answerdesk.embed.base import Embedder
+from answerdesk.generate.sentences import chunk_sentences
 from answerdesk.ingest.chunking import chunk_document
 from answerdesk.ingest.indexer import Ingestor
 from answerdesk.retrieve.hybrid import HybridRetriever, Mode
 from answerdesk.retrieve.rerank import IdentityReranker
 from answerdesk.store.sqlite import SqliteIndex
-from answerdesk.types import Document, DocumentMeta, IngestReport, Principal, Section
+from answerdesk.types import Chunk, Document, DocumentMeta, IngestReport, Principal, Section
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -188,10 +189,10 @@ def fresh_index(path: Path) -> SqliteIndex:
     return SqliteIndex(path)
 
 
-def embed_texts_of(documents: Sequence[Document], embedder: Embedder, chunking: ChunkingSettings) -> list[str]:
-    """The exact texts the Ingestor will embed for ``documents`` (to fill the cache in one sorted pass)."""
+def chunks_of(documents: Sequence[Document], embedder: Embedder, chunking: ChunkingSettings) -> list[Chunk]:
+    """The chunks the Ingestor makes of ``documents``, in its order."""
     return [
-        chunk.embed_text
+        chunk
         for document in documents
         for chunk in chunk_document(
             document,
@@ -203,11 +204,28 @@ def embed_texts_of(documents: Sequence[Document], embedder: Embedder, chunking: 
     ]
 
 
+def sentence_texts_of(documents: Sequence[Document], embedder: Embedder, chunking: ChunkingSettings) -> list[list[str]]:
+    """Per chunk (in the Ingestor's order), the sentences it embeds beside the chunk."""
+    return [chunk_sentences(chunk.text) for chunk in chunks_of(documents, embedder, chunking)]
+
+
+def embed_texts_of(documents: Sequence[Document], embedder: Embedder, chunking: ChunkingSettings) -> list[str]:
+    """The exact texts the Ingestor will embed for ``documents`` (to fill the cache in one sorted pass)."""
+    return [chunk.embed_text for chunk in chunks_of(documents, embedder, chunking)]
+
+
 def build_index(
-    path: Path, documents: Sequence[Document], embedder: Embedder, chunking: ChunkingSettings
+    path: Path,
+    documents: Sequence[Document],
+    embedder: Embedder,
+    chunking: ChunkingSettings,
+    *,
+    sentence_vectors: bool = False,
 ) -> tuple[SqliteIndex, IngestReport]:
+    """A fresh index of ``documents``. Retrieval benchmarks leave sentence vectors out (only the answerability
+    gate reads them); the answer benchmark asks for them, as the product ingests by default."""
     index = fresh_index(path)
-    report = Ingestor(index, embedder, chunking).index(documents)
+    report = Ingestor(index, embedder, chunking, sentence_vectors=sentence_vectors).index(documents)
     if report.failures:
         first = report.failures[0]
         log(f"  {len(report.failures)} ingest failure(s), first: {first.source}: {first.reason}")

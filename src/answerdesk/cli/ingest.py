@@ -57,6 +57,7 @@ def ingest_command(
         settings.chunking,
         batch_chunks=settings.ingest.batch_chunks,
         max_file_bytes=int(settings.ingest.max_file_mb * 1024 * 1024),
+        sentence_vectors=settings.ingest.sentence_vectors,
     )
     show = progress and not as_json and stderr.is_terminal
     bar = Progress(

@@ -55,6 +55,7 @@ def build_services(app: AppContext) -> Services:
         settings.chunking,
         batch_chunks=settings.ingest.batch_chunks,
         max_file_bytes=int(settings.ingest.max_file_mb * 1024 * 1024),
+        sentence_vectors=settings.ingest.sentence_vectors,
     )
     models = [m for m in settings.generation.models if m not in settings.generation.routes]
     return Services(

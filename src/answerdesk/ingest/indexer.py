@@ -76,11 +76,11 @@ class _Run:
 SENTENCE_VECTORS = "sentences-1"
 
 
-def fingerprint(document: Document, embedder_name: str, chunking: ChunkingSettings) -> str:
+def fingerprint(document: Document, embedder_name: str, chunking: ChunkingSettings, *, sentences: bool = True) -> str:
     """Changes when the content or anything that shapes its chunks or vectors changes."""
     basis = (
         f"{document.sha256}|{embedder_name}|{chunking.size_tokens}|{chunking.overlap_tokens}|{chunking.embed_tokens}"
-        f"|{SENTENCE_VECTORS}"
+        + (f"|{SENTENCE_VECTORS}" if sentences else "")
     )
     return hashlib.sha256(basis.encode()).hexdigest()
 
@@ -94,12 +94,14 @@ class Ingestor:
         *,
         batch_chunks: int = 128,
         max_file_bytes: int = 50 * 1024 * 1024,
+        sentence_vectors: bool = True,
     ) -> None:
         self._store = store
         self._embedder = embedder
         self._chunking = chunking
         self._batch_chunks = batch_chunks
         self._max_file_bytes = max_file_bytes
+        self._sentence_vectors = sentence_vectors
 
     def run(
         self,
@@ -149,7 +151,7 @@ class Ingestor:
                     )
                     continue
                 run.seen[document.id] = document.source
-                fp = fingerprint(document, self._embedder.name, self._chunking)
+                fp = fingerprint(document, self._embedder.name, self._chunking, sentences=self._sentence_vectors)
                 if known.get(document.id) == fp:
                     run.counts["unchanged"] += 1
                     run.progress.documents += 1
@@ -171,7 +173,8 @@ class Ingestor:
         texts = [chunk.embed_text for p in pending for chunk in p.chunks]
         # The sentences that can hold an answer, embedded with the chunks (the answerability gate compares the
         # question with each one; computed here, they cost nothing when a question is asked).
-        sentences = [chunk_sentences(chunk.text) for p in pending for chunk in p.chunks]
+        chunks = [chunk for p in pending for chunk in p.chunks]
+        sentences = [chunk_sentences(chunk.text) if self._sentence_vectors else [] for chunk in chunks]
         flat = [s for group in sentences for s in group]
         vectors = self._embedder.embed_passages(texts + flat)
         chunk_vectors, sentence_vectors = vectors[: len(texts)], vectors[len(texts) :]
@@ -183,9 +186,8 @@ class Ingestor:
         offset = 0
         for p in pending:
             end = offset + len(p.chunks)
-            items.append(
-                IndexedDocument(p.document, p.chunks, chunk_vectors[offset:end], p.fingerprint, per_chunk[offset:end])
-            )
+            stored = per_chunk[offset:end] if self._sentence_vectors else None
+            items.append(IndexedDocument(p.document, p.chunks, chunk_vectors[offset:end], p.fingerprint, stored))
             offset = end
         self._store.write(items)
         for p in pending:

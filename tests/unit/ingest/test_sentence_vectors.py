@@ -30,3 +30,17 @@ def test_each_chunk_gets_its_sentence_vectors(tmp_path: Path) -> None:
         np.testing.assert_allclose(stored, embedder.embed_passages(sentences), rtol=1e-6)
     finally:
         index.close()
+
+
+def test_without_sentence_vectors_nothing_is_stored_and_turning_them_on_reindexes(tmp_path: Path) -> None:
+    index = SqliteIndex(tmp_path / "kb.db")
+    doc = make_document("refunds", TEXT, title="Refunds")
+    try:
+        Ingestor(index, FakeEmbedder(), ChunkingSettings(), sentence_vectors=False).index([doc])
+        chunk = index.lexical("annual plans refunded", principal=Principal(subject="agent"))[0]
+        assert index.sentence_vectors([chunk.chunk_id]) == {}
+        again = Ingestor(index, FakeEmbedder(), ChunkingSettings()).index([doc])
+        assert again.unchanged == 0  # the fingerprint says what was stored: the document is indexed again
+        assert chunk.chunk_id in index.sentence_vectors([chunk.chunk_id])
+    finally:
+        index.close()
