@@ -76,8 +76,9 @@ class IngestSettings(_Model):
     max_file_mb: float = Field(default=50, gt=0)
     #: Chunks embedded and written together (one transaction per batch).
     batch_chunks: int = Field(default=128, ge=1)
-    #: Also embed each chunk's sentences and store them, for the answerability gate (about 1.5× the embedding
-    #: work of an ingest; off: the gate embeds the best chunk's sentences when a question is asked).
+    #: Also embed each chunk's sentences and store them, for the answerability gate (about twice the embedding
+    #: work of an ingest, see README, Performance; off: the gate embeds the best chunk's sentences when a question
+    #: is asked).
     sentence_vectors: bool = True
 
 

@@ -8,7 +8,7 @@ Scoring: each sentence's content words are matched to the question's, weighted b
 the sources (idf), as a share of the question's total weight, with a small preference for higher-ranked
 sources. The best sentence must cover at least ``min_coverage`` of the question or the answer is the
 refusal sentence. The floor is low (0.10) because the pipeline's answerability gate has already judged whether
-the sources answer the question; above it, this check mostly refused answerable questions (MTRAG: 42
+the sources answer the question; above it, this check mostly refused answerable questions (MTRAG: 39
 answerable against 3 unanswerable between 0.10 and 0.25). The answer quotes up to ``max_sentences``
 sentences of one source, cited.
 """
@@ -95,8 +95,8 @@ def extract_answer(prompt: str, *, refusal: str, max_sentences: int = 3, min_cov
         return refusal
     # The answer quotes one source, the one whose best sentence scores highest once the retrieval rank is
     # weighed in more strongly: a sentence of a lower-ranked source that matches a few more words is more
-    # often a near miss than the answer (ClapNQ dev: the cited passage is the gold one 94 % of the time this
-    # way, 72 % when the best sentences of several sources were quoted together).
+    # often a near miss than the answer (ClapNQ dev, bench/answers.py: the cited passage is the gold one 93 %
+    # of the time this way, 73 % when the best sentences of several sources were quoted together).
     order = {n: rank for rank, (n, _) in enumerate(sources)}
     source = max(ranked, key=lambda c: c.score / (1.0 + SOURCE_RANK_DECAY * order[c.source])).source
     own = [c for c in ranked if c.source == source and _quotable(c.text)] or [ranked[0]]

@@ -47,6 +47,7 @@ from answerdesk.generate.answerability import (
     features,
     question_sentence_cosines,
 )
+from answerdesk.guard.train_injection import read_jsonl
 from answerdesk.ingest.indexer import Ingestor
 from answerdesk.retrieve.factory import build_retriever
 from answerdesk.store.sqlite import SqliteIndex
@@ -70,11 +71,6 @@ class Example:
     @property
     def fold(self) -> int:
         return int(hashlib.sha256(f"{SEED}:{self.id}".encode()).hexdigest()[:8], 16) % FOLDS
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 def examples(folder: Path, settings: Settings, embedder: Embedder, *, log: Any = print) -> list[Example]:
