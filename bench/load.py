@@ -15,6 +15,10 @@ upstream directly, to answerdesk's ``/v1/answers`` and ``/v1/chat/completions``,
 short phase with a rate-limited key checks that the 429s are the deliberate ones, and the lineage records
 are counted against the accepted request ids.
 
+A last answerdesk phase streams answers from a second service whose embedder is the hashing fake, to
+separate the embedding model's inference from answerdesk's own code; every phase also reports the CPU the
+service used per request (from ``/proc``), which contention does not inflate.
+
 Overhead, two ways:
 - **server-side** (answerdesk only; the issue's definition): request time in answerdesk minus provider time,
   per request, read from its lineage record (``latency_ms`` − ``timings.model``). It includes auth, limits,
@@ -208,8 +212,9 @@ def process(args: list[str], *, log: Path, env: dict[str, str] | None = None) ->
                 proc.wait(5)
 
 
-def answerdesk_config(work: Path, *, upstream: int, port: int) -> Path:
+def answerdesk_config(work: Path, *, upstream: int, port: int, embedder: str = "local") -> Path:
     config = {
+        "embedder": {"kind": embedder},
         "store": {"path": str(work / "kb.db")},
         "lineage": {"path": str(work / "lineage")},
         "observe": {"json_logs": True, "log_level": "WARNING"},
@@ -289,6 +294,9 @@ class Phase:
     statuses: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: CPU seconds used while the phase ran: by the service under test (every process of it), by this load
+    #: generator, and by the fake upstream.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
 
 def request_body(phase: Phase, i: int, questions: list[str]) -> dict[str, Any]:
@@ -334,8 +342,42 @@ async def one(client: httpx.AsyncClient, phase: Phase, i: int, questions: list[s
             phase.litellm_overhead_ms.append(float(litellm))
 
 
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its live descendants, from ``/proc`` (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(used.get(p, 0.0) for p in tree)
+
+
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    own = os.times()
+    return {"loadgen": own.user + own.system, **{name: tree_cpu_s(pid) for name, pid in pids.items()}}
+
+
 async def run_phase(
-    phase: Phase, *, clients: int, seconds: float, questions: list[str], counter: Iterator[int]
+    phase: Phase,
+    *,
+    clients: int,
+    seconds: float,
+    questions: list[str],
+    counter: Iterator[int],
+    pids: dict[str, int] | None = None,
 ) -> Phase:
     """``clients`` workers sending back to back for ``seconds``. ``counter`` runs across phases, so no phase
     sends a question an earlier one sent (as long as the pool lasts): caches see real traffic, not replays."""
@@ -346,6 +388,7 @@ async def run_phase(
         await asyncio.gather(*(one(client, warm, next(counter), questions) for _ in range(clients)))
         stop = time.perf_counter() + seconds
         started = time.perf_counter()
+        cpu_before = cpu_snapshot(pids or {})
 
         async def worker() -> None:
             while time.perf_counter() < stop:
@@ -353,6 +396,7 @@ async def run_phase(
 
         await asyncio.gather(*(worker() for _ in range(clients)))
         phase.seconds = time.perf_counter() - started
+        phase.cpu_s = {k: v - cpu_before[k] for k, v in cpu_snapshot(pids or {}).items()}
     return phase
 
 
@@ -377,6 +421,12 @@ def summary(phase: Phase) -> dict[str, Any]:
         "header_overhead_p50_ms": pct(phase.header_overhead_ms, 50) if phase.header_overhead_ms else None,
         "litellm_header_overhead_p50_ms": pct(phase.litellm_overhead_ms, 50) if phase.litellm_overhead_ms else None,
         "litellm_header_overhead_p99_ms": pct(phase.litellm_overhead_ms, 99) if phase.litellm_overhead_ms else None,
+        "cpu_s": {k: round(v, 2) for k, v in phase.cpu_s.items()},
+        # CPU the service spent per completed request: its cost with contention taken out of the picture.
+        "service_cpu_ms_per_request": phase.cpu_s["service"] * 1000 / len(ms) if ms and "service" in phase.cpu_s
+        else None,
+        "cpu_share": sum(phase.cpu_s.values()) / phase.seconds / (os.cpu_count() or 1) if phase.seconds
+        else None,
     }  # fmt: skip
 
 
@@ -389,7 +439,7 @@ def lineage_overheads(
     by_kind: dict[str, list[float]] = {}
     found: set[str] = set()
     stages: dict[str, list[float]] = {}
-    for path in (root / "responses").rglob("*.json"):
+    for path in (root / "responses").rglob("*.json") if (root / "responses").is_dir() else ():
         if ".feedback-" in path.name:
             continue
         record = json.loads(path.read_text())
@@ -484,6 +534,8 @@ def main() -> int:
                         help="fake model: time between chunks (20)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="worker processes, answerdesk and LiteLLM alike (1)")
     parser.add_argument("--phases", help="comma-separated phase names to run (default: all)")
+    parser.add_argument("--skip-fake-embedder", action="store_true",
+                        help="leave out the stream phase against a service with the hashing fake embedder")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--fake-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -538,15 +590,17 @@ async def bench(args: argparse.Namespace) -> int:
             if wanted is not None and phase.name not in wanted:
                 continue
             print(f"phase {phase.name}: {args.clients} clients x {args.seconds:g} s", file=sys.stderr)
-            phases.append(
-                await run_phase(phase, clients=args.clients, seconds=args.seconds, questions=questions, counter=counter)
-            )
+            pids = {"upstream": up.pid} if phase.target == "direct" else {"service": ad.pid, "upstream": up.pid}
+            phases.append(await run_phase(phase, clients=args.clients, seconds=args.seconds, questions=questions,
+                                          counter=counter, pids=pids))  # fmt: skip
         limited = Phase("limited-429", "answerdesk", f"{ad_base}/v1/answers", False, "answers",
                         {"Authorization": f"Bearer {keys['limited']}"})  # fmt: skip
         print("phase limited-429: 4 clients x 3 s on a key of a tenant limited to 30/min", file=sys.stderr)
         phases.append(await run_phase(limited, clients=4, seconds=3, questions=questions, counter=counter))
         ad.terminate()
         ad.wait(30)
+        if not args.skip_fake_embedder and (wanted is None or "answers-stream-fake-embedder" in wanted):
+            phases.append(await fake_embedder_phase(args, work, up.pid, up_port, env, questions, counter))
         if litellm_ok:
             ll_args = [LITELLM, "--config", str(litellm_config(work, up_port)), "--host", "127.0.0.1",
                        "--port", str(ll_port), "--num_workers", str(args.workers)]  # fmt: skip
@@ -564,12 +618,37 @@ async def bench(args: argparse.Namespace) -> int:
                 if wanted is not None and phase.name not in wanted:
                     continue
                 print(f"phase {phase.name}: {args.clients} clients x {args.seconds:g} s", file=sys.stderr)
-                phases.append(
-                    await run_phase(
-                        phase, clients=args.clients, seconds=args.seconds, questions=questions, counter=counter
-                    )
-                )
+                pids = {"service": ll.pid, "upstream": up.pid}
+                phases.append(await run_phase(phase, clients=args.clients, seconds=args.seconds, questions=questions,
+                                              counter=counter, pids=pids))  # fmt: skip
     return report(args, phases, work, litellm_ok, hooks)
+
+
+async def fake_embedder_phase(
+    args: argparse.Namespace,
+    work: Path,
+    upstream_pid: int,
+    upstream: int,
+    env: dict[str, str],
+    questions: list[str],
+    counter: Iterator[int],
+) -> Phase:
+    """The streaming answers phase again, against a second service whose embedder is the hashing fake: what
+    answerdesk's own code costs at the same concurrency once the embedding model's inference (the question
+    for retrieval and the topic guard, the answer for the relevance check) is out of the picture."""
+    own = work / "fake-embedder"
+    own.mkdir()
+    port = free_port()
+    config = answerdesk_config(own, upstream=upstream, port=port, embedder="fake")
+    keys = setup_answerdesk(own, config, env)
+    with process([ANSWERDESK, "-c", str(config), "serve", "--port", str(port), "--workers", str(args.workers)],
+                 log=own / "answerdesk.log", env=env) as ad:  # fmt: skip
+        wait_http(f"http://127.0.0.1:{port}/readyz", timeout=120, proc=ad)
+        phase = Phase("answers-stream-fake-embedder", "answerdesk", f"http://127.0.0.1:{port}/v1/answers", True,
+                      "answers", {"Authorization": f"Bearer {keys['bench']}"})  # fmt: skip
+        print(f"phase {phase.name}: {args.clients} clients x {args.seconds:g} s", file=sys.stderr)
+        return await run_phase(phase, clients=args.clients, seconds=args.seconds, questions=questions,
+                               counter=counter, pids={"service": ad.pid, "upstream": upstream_pid})  # fmt: skip
 
 
 def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok: bool, hooks: dict[str, float]) -> int:
@@ -583,10 +662,13 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
     print(f"\nLoad: {args.clients} concurrent clients, {args.seconds:g} s per phase, loopback, {os.cpu_count()} CPUs")
     print_table(rows, ["name", "requests", "rps", "p50_ms", "p95_ms", "p99_ms", "ttfb_p50_ms", "errors",
                        "client_overhead_p50_ms", "client_overhead_p99_ms", "header_overhead_p50_ms",
-                       "litellm_header_overhead_p50_ms"])  # fmt: skip
+                       "litellm_header_overhead_p50_ms", "service_cpu_ms_per_request", "cpu_share"])  # fmt: skip
 
     accepted = {rid: p.name for p in phases if p.target == "answerdesk" for rid in p.accepted}
     by_kind, found, stages = lineage_overheads(work / "lineage", accepted)
+    fake_kind, fake_found, fake_stages = lineage_overheads(work / "fake-embedder" / "lineage", accepted)
+    by_kind.update(fake_kind)
+    found |= fake_found
     server = [{"kind": k, "requests": len(v), "p50_ms": pct(v, 50), "p95_ms": pct(v, 95), "p99_ms": pct(v, 99)}
               for k, v in sorted(by_kind.items())]  # fmt: skip
     print("\nanswerdesk server-side overhead (request time - provider time, from lineage records)")
@@ -596,6 +678,10 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
           f"p50 {hooks['p50_ms']:.2f} ms, p99 {hooks['p99_ms']:.2f} ms")  # fmt: skip
     print("pipeline stages, p50 ms (from the answers' timings): "
           + ", ".join(f"{k} {v:.1f}" for k, v in stage_p50.items()))  # fmt: skip
+    fake_p50 = {stage: round(pct(v, 50), 2) for stage, v in sorted(fake_stages.items())}
+    if fake_p50:
+        print("the same stages with the hashing fake embedder, p50 ms: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in fake_p50.items()))  # fmt: skip
 
     missing = sorted(set(accepted) - found)
     unexpected = {p.name: {s: n for s, n in p.statuses.items() if s != "200"} for p in phases
@@ -624,7 +710,8 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
     args.out.write_text(json.dumps({
         "clients": args.clients, "seconds_per_phase": args.seconds, "cpus": os.cpu_count(),
         "fake_upstream": dict(UPSTREAM), "workers": args.workers, "questions": args.question_pool,
-        "phases": rows, "server_overhead": server, "stage_p50_ms": stage_p50, "hooks_alone": hooks,
+        "phases": rows, "server_overhead": server, "stage_p50_ms": stage_p50,
+        "stage_p50_ms_fake_embedder": fake_p50, "hooks_alone": hooks,
         "lineage": {"accepted": len(accepted), "with_record": len(accepted) - len(missing), "missing": missing[:20]},
         "unexpected_statuses": unexpected, "litellm_measured": litellm_ok,
         "verdicts": {k: "PASS" if v else "FAIL" for k, v in verdicts.items()},

@@ -50,3 +50,19 @@ def test_concurrent_questions_are_batched_and_get_the_vectors_a_lone_call_gets(e
         together = np.stack(list(pool.map(lambda q: embedder.embed_queries([q])[0], questions)))
     assert np.allclose(together, alone, atol=1e-4)
     assert embedder.coalescer.batches - batches_before < len(questions)  # some calls shared a forward pass
+
+
+def test_questions_and_passages_are_batched_apart(embedder: LocalEmbedder) -> None:
+    """A batch is padded to its longest text: a question must not wait in the answers' queue."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = [f"Where is parcel {i}?" for i in range(12)]
+    answers = [f"Parcel {i} left the depot this morning and arrives tomorrow before noon [1]." for i in range(12)]
+    queries_before, passages_before = embedder.coalescer.calls, embedder.passage_coalescer.calls
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        asked = list(pool.map(lambda q: embedder.embed_queries([q])[0], questions))
+        said = list(pool.map(lambda a: embedder.embed_passages([a])[0], answers))
+    assert embedder.coalescer.calls - queries_before == len(questions)
+    assert embedder.passage_coalescer.calls - passages_before == len(answers)
+    assert np.allclose(np.stack(said), embedder.embed_passages(answers), atol=1e-4)
+    assert np.allclose(asked[3], embedder.embed_queries([questions[3]])[0], atol=1e-4)
