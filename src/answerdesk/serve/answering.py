@@ -92,33 +92,38 @@ class AnswerCall:
         result: RequestResult | None = None
         answer: Answer | None = None
         try:
-            while True:
-                try:
-                    with anyio.fail_after(max(deadline - time.perf_counter(), 0.0)):
-                        event = await anext(events)
-                except StopAsyncIteration:
-                    break
-                if event.kind == "delta":
-                    streamed.append(event.text)
-                answer = event.answer or answer
-                chunk = encode(event)
-                if chunk:
-                    yield chunk
-            result = RequestResult("ok", 200, self._elapsed(), answer=answer, flags=self.admission.flags)
-        except Exception as exc:
-            problem = problem_for(exc)
-            result = RequestResult("error", problem.status, self._elapsed(), error=exc, partial_text="".join(streamed))
-            if problem.status >= 500:
-                log.warning("stream %s failed: %s: %s", self.info.request_id, type(exc).__name__, exc)
-            yield encode_error(problem)
+            try:
+                while True:
+                    try:
+                        with anyio.fail_after(max(deadline - time.perf_counter(), 0.0)):
+                            event = await anext(events)
+                    except StopAsyncIteration:
+                        break
+                    if event.kind == "delta":
+                        streamed.append(event.text)
+                    answer = event.answer or answer
+                    chunk = encode(event)
+                    if chunk:
+                        yield chunk
+                result = RequestResult("ok", 200, self._elapsed(), answer=answer, flags=self.admission.flags)
+            except Exception as exc:
+                problem = problem_for(exc)
+                result = RequestResult(
+                    "error", problem.status, self._elapsed(), error=exc, partial_text="".join(streamed)
+                )
+                if problem.status >= 500:
+                    log.warning("stream %s failed: %s: %s", self.info.request_id, type(exc).__name__, exc)
+                yield encode_error(problem)
+            # The trailer (``data: [DONE]``, which OpenAI clients wait for) goes out before the lineage, ledger
+            # and metrics are written: that is the service's work, not something the client should wait on.
+            if trailer:
+                yield trailer
         finally:
             with anyio.CancelScope(shield=True):
                 await events.aclose()  # type: ignore[attr-defined]
                 await self._record(
                     result or RequestResult("aborted", 499, self._elapsed(), partial_text="".join(streamed))
                 )
-        if trailer:
-            yield trailer
 
     async def _record(self, result: RequestResult) -> None:
         if self._recorded:
