@@ -103,6 +103,25 @@ def test_a_client_that_disconnects_mid_stream_frees_the_request(running: Running
     assert ok.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/answers", {"question": "annual plan refund", "model": "slow"}),
+        ("/v1/chat/completions", {"model": "slow", "messages": [{"role": "user", "content": "annual plan refund"}]}),
+    ],
+)
+def test_a_json_client_that_leaves_before_the_answer_cancels_it(
+    running: Running, path: str, body: dict[str, object]
+) -> None:
+    with pytest.raises(httpx.ReadTimeout):  # the reply would take ~17 s; the client gives up after 0.5 s
+        httpx.post(f"{running.url}{path}", json=body, headers=running.service.headers(), timeout=0.5)
+    hooks = running.service.hooks
+    wait_for(lambda: hooks.after_calls, timeout=3)
+    result: RequestResult = hooks.after_calls[-1][2]
+    assert result.outcome == "aborted" and result.status == 499 and result.answer is None
+    assert result.seconds < 3  # the model call was cancelled, not left to run for its 17 s
+
+
 def test_a_slow_client_does_not_block_others(running: Running) -> None:
     slow = socket.create_connection(("127.0.0.1", running.port))
     try:

@@ -2,9 +2,9 @@
 OpenAI-compatible endpoint (which differ only in how events are encoded).
 
 The request hooks' ``before`` runs first (a refusal there is the response); ``after`` runs exactly once,
-with ``ok``, ``error`` or ``aborted`` (the client went away mid-stream; the pipeline is cancelled and its
-resources freed). The time limit applies to each wait on the pipeline, so a stream ends with an ``error``
-event rather than hanging once ``serve.request_timeout_s`` has passed.
+with ``ok``, ``error`` or ``aborted`` (the client went away before the answer was sent, streamed or not;
+the pipeline is cancelled and its resources freed). The time limit applies to each wait on the pipeline,
+so a stream ends with an ``error`` event rather than hanging once ``serve.request_timeout_s`` has passed.
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import anyio
+from starlette.types import Receive
 
 from answerdesk.pipeline import AnswerEvent, AnswerPipeline
 from answerdesk.serve.base import ADMIT, Admission, RequestHooks, RequestInfo, RequestResult
 from answerdesk.serve.problems import Problem, log, problem_for
 from answerdesk.types import Answer, FilterClause, Message, Principal
+
+#: The status recorded for a request whose client went away first (nginx's "client closed request").
+CLIENT_CLOSED = 499
 
 
 @dataclass(slots=True)
@@ -73,9 +77,32 @@ class AnswerCall:
             await self._record(RequestResult("error", problem_for(exc).status, self._elapsed(), error=exc))
             raise
         except BaseException:
-            await self._record(RequestResult("aborted", 499, self._elapsed()))
+            await self._record(RequestResult("aborted", CLIENT_CLOSED, self._elapsed()))
             raise
         await self._record(RequestResult("ok", 200, self._elapsed(), answer=answer, flags=self.admission.flags))
+        return answer
+
+    async def answer_unless_gone(self, receive: Receive) -> Answer | None:
+        """:meth:`answer`, cancelled when the client disconnects first (``receive``, the request's ASGI
+        channel, says ``http.disconnect``): the pipeline and its model call stop, the request is recorded
+        as aborted, and ``None`` is returned (there is nobody to send a response to)."""
+        answer: Answer | None = None
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            try:
+                answer = await self.answer()
+            except Exception as exc:  # raised after the group, not wrapped in an exception group
+                failure = exc
+            group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
         return answer
 
     async def stream(
@@ -122,7 +149,7 @@ class AnswerCall:
             with anyio.CancelScope(shield=True):
                 await events.aclose()  # type: ignore[attr-defined]
                 await self._record(
-                    result or RequestResult("aborted", 499, self._elapsed(), partial_text="".join(streamed))
+                    result or RequestResult("aborted", CLIENT_CLOSED, self._elapsed(), partial_text="".join(streamed))
                 )
 
     async def _record(self, result: RequestResult) -> None:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from answerdesk.errors import InputError
 from answerdesk.pipeline import AnswerEvent
-from answerdesk.serve.answering import AnswerCall
+from answerdesk.serve.answering import CLIENT_CLOSED, AnswerCall
 from answerdesk.serve.app import services_of
 from answerdesk.serve.auth import ASK
 from answerdesk.serve.base import RequestInfo
@@ -120,7 +120,9 @@ async def chat_completions(body: ChatRequest, request: Request, principal: Princ
         return EventStream(
             call.stream(encoder.encode, encoder.error, trailer=b"data: [DONE]\n\n"), headers=dict(admission.headers)
         )
-    answer = await call.answer()
+    answer = await call.answer_unless_gone(request.receive)
+    if answer is None:
+        return Response(status_code=CLIENT_CLOSED)
     return JSONResponse(completion(answer, body.model), headers=dict(admission.headers))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from answerdesk.serve.answering import AnswerCall
+from answerdesk.serve.answering import CLIENT_CLOSED, AnswerCall
 from answerdesk.serve.app import services_of
 from answerdesk.serve.auth import ASK
 from answerdesk.serve.base import RequestInfo
@@ -61,7 +61,9 @@ async def create_answer(body: AnswerRequest, request: Request, principal: Princi
     admission = await call.admit()
     if body.stream:
         return EventStream(call.stream(sse, _error_event), headers=dict(admission.headers))
-    answer = await call.answer()
+    answer = await call.answer_unless_gone(request.receive)
+    if answer is None:
+        return Response(status_code=CLIENT_CLOSED)
     return JSONResponse(answer_out(answer), headers=dict(admission.headers))
 
 
