@@ -11,7 +11,7 @@ from rich.text import Text
 
 from answerdesk.cli.context import AppContext
 from answerdesk.cli.output import print_json, stderr, stdout
-from answerdesk.ingest.indexer import Ingestor
+from answerdesk.ingest.factory import build_ingestor
 from answerdesk.ingest.indexer import Progress as IngestProgress
 from answerdesk.ingest.metadata import parse_cli_meta
 
@@ -51,14 +51,7 @@ def ingest_command(
     app: AppContext = ctx.obj
     cli_meta = parse_cli_meta(meta or [])
     settings = app.settings
-    ingestor = Ingestor(
-        app.store,
-        app.embedder,
-        settings.chunking,
-        batch_chunks=settings.ingest.batch_chunks,
-        max_file_bytes=int(settings.ingest.max_file_mb * 1024 * 1024),
-        sentence_vectors=settings.ingest.sentence_vectors,
-    )
+    ingestor = build_ingestor(app.store, app.embedder, settings)
     show = progress and not as_json and stderr.is_terminal
     bar = Progress(
         TextColumn("[bold]ingest"),

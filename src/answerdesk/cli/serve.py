@@ -38,7 +38,7 @@ def build_hooks(app: AppContext) -> RequestHooks:
 
 
 def build_services(app: AppContext) -> Services:
-    from answerdesk.ingest.indexer import Ingestor
+    from answerdesk.ingest.factory import build_ingestor
     from answerdesk.security.auth import Authenticator, ChainAuthenticator
     from answerdesk.security.jwt import JwtAuthenticator
     from answerdesk.security.keys import SqliteKeyStore
@@ -49,14 +49,7 @@ def build_services(app: AppContext) -> Services:
     authenticators: list[Authenticator] = [SqliteKeyStore(settings.store.path)]
     if settings.auth.jwt is not None:
         authenticators.append(JwtAuthenticator(settings.auth.jwt))
-    ingestor = Ingestor(
-        app.store,
-        app.embedder,
-        settings.chunking,
-        batch_chunks=settings.ingest.batch_chunks,
-        max_file_bytes=int(settings.ingest.max_file_mb * 1024 * 1024),
-        sentence_vectors=settings.ingest.sentence_vectors,
-    )
+    ingestor = build_ingestor(app.store, app.embedder, settings)
     models = [m for m in settings.generation.models if m not in settings.generation.routes]
     return Services(
         pipeline=app.pipeline,

@@ -48,7 +48,7 @@ from answerdesk.generate.answerability import (
     question_sentence_cosines,
 )
 from answerdesk.guard.train_injection import read_jsonl
-from answerdesk.ingest.indexer import Ingestor
+from answerdesk.ingest.factory import build_ingestor
 from answerdesk.retrieve.factory import build_retriever
 from answerdesk.store.sqlite import SqliteIndex
 from answerdesk.types import Document, DocumentMeta, Principal, Section
@@ -94,7 +94,7 @@ def examples(folder: Path, settings: Settings, embedder: Embedder, *, log: Any =
         index = SqliteIndex(Path(tmp) / "corpus.db")
         try:
             started = time.perf_counter()
-            Ingestor(index, embedder, settings.chunking).index(documents)
+            build_ingestor(index, embedder, settings).index(documents)
             log(f"{folder.name}: indexed {len(documents)} passages in {time.perf_counter() - started:.0f}s")
             retriever = build_retriever(index, embedder, settings)
             for n, q in enumerate(questions, 1):

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from answerdesk.config import ChunkingSettings
+from answerdesk.config import ChunkingSettings, IngestSettings, Settings
 from answerdesk.embed.fake import FakeEmbedder
 from answerdesk.generate.sentences import chunk_sentences
+from answerdesk.ingest.factory import build_ingestor
 from answerdesk.ingest.indexer import Ingestor
 from answerdesk.store.sqlite import SqliteIndex
 from answerdesk.types import Principal
@@ -42,5 +43,16 @@ def test_without_sentence_vectors_nothing_is_stored_and_turning_them_on_reindexe
         again = Ingestor(index, FakeEmbedder(), ChunkingSettings()).index([doc])
         assert again.unchanged == 0  # the fingerprint says what was stored: the document is indexed again
         assert chunk.chunk_id in index.sentence_vectors([chunk.chunk_id])
+    finally:
+        index.close()
+
+
+def test_the_configured_ingestor_follows_the_sentence_vectors_setting(tmp_path: Path) -> None:
+    index = SqliteIndex(tmp_path / "kb.db")
+    settings = Settings(ingest=IngestSettings(sentence_vectors=False))
+    try:
+        build_ingestor(index, FakeEmbedder(), settings).index([make_document("refunds", TEXT, title="Refunds")])
+        chunk = index.lexical("annual plans refunded", principal=Principal(subject="agent"))[0]
+        assert index.sentence_vectors([chunk.chunk_id]) == {}
     finally:
         index.close()
