@@ -242,7 +242,10 @@ class PiiGuard:
                 for i, seg in enumerate(segments):
                     found[i] += [
                         PiiSpan(m.start(), m.end(), name, m.group(0))
-                        for m in pattern.finditer(seg, timeout=self._timeout)
+                        # concurrent=False keeps the GIL: a match on a few words takes microseconds, while
+                        # releasing and taking back the GIL on a busy server took 0.5 ms each time, and the
+                        # streaming redactor runs this on the event loop for every chunk.
+                        for m in pattern.finditer(seg, timeout=self._timeout, concurrent=False)
                         if m.end() > m.start()
                     ]
         except TimeoutError as exc:
