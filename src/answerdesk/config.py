@@ -219,6 +219,10 @@ class ServeSettings(_Model):
     request_timeout_s: float = Field(default=120, gt=0)
     #: Seconds a shutdown waits for in-flight requests and streams to finish.
     shutdown_grace_s: float = Field(default=30, ge=0)
+    #: How long a thread may hold the GIL while another waits for it (Python's default is 5 ms). The event loop
+    #: takes the GIL back after every socket write and SQLite call; behind a worker thread that is embedding or
+    #: retrieving it waited up to the whole interval, so each request's stream stalled for every other request.
+    gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)
 
 
 class JwtSettings(_Model):

@@ -258,7 +258,8 @@ class AnswerPipeline:
                 return
             # Earlier turns reach retrieval and the prompt too: they get the conversation's placeholders.
             turns = list(history)
-            history = await anyio.to_thread.run_sync(
+            # (A first question has none: no thread hop for it.)
+            history = turns and await anyio.to_thread.run_sync(
                 lambda: [
                     Message(
                         m.role, guards.redact(m.content, tenant=principal.tenant, conversation_id=conversation).text

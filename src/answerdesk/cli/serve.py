@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -72,6 +73,7 @@ def make_app() -> FastAPI:
     from answerdesk.serve.app import create_app
 
     app = AppContext(None)
+    sys.setswitchinterval(app.settings.serve.gil_switch_interval_ms / 1000)
     observe = app.settings.observe
     configure_logging(json_logs=observe.json_logs, level=observe.log_level)
     # One provider per worker process, set once here at the edge (the model wrappers look it up).
