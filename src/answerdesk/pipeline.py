@@ -258,15 +258,16 @@ class AnswerPipeline:
                 return
             # Earlier turns reach retrieval and the prompt too: they get the conversation's placeholders.
             turns = list(history)
-            # (A first question has none: no thread hop for it.)
-            history = turns and await anyio.to_thread.run_sync(
-                lambda: [
-                    Message(
-                        m.role, guards.redact(m.content, tenant=principal.tenant, conversation_id=conversation).text
-                    )
-                    for m in turns
-                ]
-            )
+            if turns:
+                history = await anyio.to_thread.run_sync(
+                    lambda: [
+                        Message(
+                            m.role,
+                            guards.redact(m.content, tenant=principal.tenant, conversation_id=conversation).text,
+                        )
+                        for m in turns
+                    ]
+                )
         choice = self._models.choose(question, principal=principal, route=route)
         query = standalone_query(question, history)
         t0 = time.perf_counter()
