@@ -81,7 +81,7 @@ def test_custom_patterns_keep_the_gil_so_a_busy_thread_does_not_stall_them() -> 
     finally:
         stop.set()
         thread.join()
-    assert elapsed < 0.04, f"1,000 checks took {elapsed * 1000:.0f} ms beside a busy thread"
+    assert elapsed < 0.1, f"1,000 checks took {elapsed * 1000:.0f} ms beside a busy thread"
 
 
 def test_invalid_regex_and_unknown_entity_are_named() -> None:
