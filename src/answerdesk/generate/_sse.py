@@ -7,7 +7,10 @@ completion. This module only splits the wire into events; what the data means is
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +18,28 @@ class ServerSentEvent:
     data: str
     #: The ``event:`` field; ``message`` when the server named none, as the standard says.
     event: str = "message"
+
+
+class LineSplitter:
+    """Splits text that arrives in pieces into lines, at ``\\r\\n``, ``\\r`` or ``\\n`` as the standard says (and no
+    other line breaks: a JSON payload may hold a raw U+2028). A line may span pieces, and so may a ``\\r\\n``."""
+
+    def __init__(self) -> None:
+        self._rest = ""
+
+    def feed(self, text: str) -> list[str]:
+        """The lines ``text`` completes, without their endings."""
+        text = self._rest + text
+        # A trailing \r may be the first half of a \r\n: it ends its line only once the next piece shows.
+        hold = "\r" if text.endswith("\r") else ""
+        *lines, rest = _LINE_END.split(text[: len(text) - len(hold)])
+        self._rest = rest + hold
+        return lines
+
+    def flush(self) -> list[str]:
+        """The last line, when the stream ended without a line ending (or on a lone ``\\r``)."""
+        rest, self._rest = self._rest, ""
+        return [rest.removesuffix("\r")] if rest else []
 
 
 class SSEDecoder:

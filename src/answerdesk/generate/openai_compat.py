@@ -23,7 +23,7 @@ import httpx
 
 from answerdesk.config import ModelSettings
 from answerdesk.errors import ConfigError, ProviderError
-from answerdesk.generate._sse import ServerSentEvent, SSEDecoder
+from answerdesk.generate._sse import LineSplitter, ServerSentEvent, SSEDecoder
 from answerdesk.generate.base import Completion, CompletionRequest, FinishReason, StreamEvent
 from answerdesk.types import Message, Usage
 
@@ -35,6 +35,8 @@ CHARS_PER_TOKEN = 4
 _MESSAGE_OVERHEAD_TOKENS = 4
 #: Status given to a 200 whose body is unusable: the upstream answered, but not with a completion.
 BAD_UPSTREAM_RESPONSE = 502
+#: Seconds a stream may take after ``[DONE]`` to end its body, so that its connection can be reused.
+DRAIN_GRACE_S = 0.5
 _SNIPPET_CHARS = 300
 
 # What the servers send for a finished answer; anything else (e.g. vLLM's "abort", "tool_calls") is not one.
@@ -174,8 +176,6 @@ class OpenAICompatLLM:
                     if text:
                         state.add(text)
                         yield StreamEvent("delta", text, provider=self._provider, model=self._model)
-                    if state.done:
-                        break
             yield self._finish_event(state, request, response)
         finally:
             await response.aclose()
@@ -222,19 +222,41 @@ class OpenAICompatLLM:
     async def _events(
         self, response: httpx.Response, deadline: float, timeout: float
     ) -> AsyncGenerator[ServerSentEvent, None]:
-        decoder = SSEDecoder()
-        lines = response.aiter_lines()
+        decoder, splitter = SSEDecoder(), LineSplitter()
+        # Bounded per piece read, not per line: a read usually carries a whole event (two lines or more),
+        # and every bound is a timer set and cancelled on the event loop.
+        pieces = response.aiter_text()
         while True:
             try:
-                line = await self._bounded(anext(lines), deadline, timeout)
+                text = await self._bounded(anext(pieces), deadline, timeout)
             except StopAsyncIteration:
                 break
+            for line in splitter.feed(text):
+                event = decoder.decode(line)
+                if event is not None:
+                    yield event
+                    if event.data.strip() == "[DONE]":
+                        await self._drain(pieces, deadline)
+                        return
+        for line in splitter.flush():
             event = decoder.decode(line)
             if event is not None:
                 yield event
         last = decoder.flush()
         if last is not None:
             yield last
+
+    async def _drain(self, pieces: AsyncIterator[str], deadline: float) -> None:
+        # What follows [DONE] is normally only the end of the body, already on its way. Read, it lets the
+        # connection go back to the pool; closed half-read, every request paid a new TCP (and TLS) handshake.
+        # A server that keeps the body open past the grace only loses its connection.
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(min(deadline, loop.time() + DRAIN_GRACE_S)):
+                async for _ in pieces:
+                    pass
+        except (TimeoutError, httpx.HTTPError):
+            pass
 
     # -- response --------------------------------------------------------------------------------------------
 

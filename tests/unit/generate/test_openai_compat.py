@@ -178,6 +178,26 @@ def _stream_cut_mid_chunk(h: Handler) -> None:
     h.close_connection = True
 
 
+def _stream_keep_alive(h: Handler) -> None:
+    # Chunked and keep-alive, as OpenAI, vLLM and llama.cpp's server stream: the body ends with its last chunk.
+    h.send_response(200)
+    h.send_header("Content-Type", "text/event-stream")
+    h.send_header("Transfer-Encoding", "chunked")
+    h.end_headers()
+    for data in HAPPY_STREAM:
+        event = f"data: {data}\n\n".encode()
+        h.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        h.wfile.flush()
+    h.wfile.write(b"0\r\n\r\n")
+    h.wfile.flush()
+
+
+def _stream_done_then_hang(h: Handler) -> None:
+    h.start_sse()
+    h.send_events(HAPPY_STREAM)
+    h.hang()
+
+
 def sse(*events: str) -> Callable[[Handler], None]:
     """A scenario that streams ``events`` (the ``data`` of each) and closes the connection."""
 
@@ -211,6 +231,8 @@ SCENARIOS: dict[str, Callable[[Handler], None]] = {
     "trickle": _trickle,
     "stream": sse(*HAPPY_STREAM),
     "stream-comments": _stream_with_comments,
+    "stream-keep-alive": _stream_keep_alive,
+    "stream-done-then-hang": _stream_done_then_hang,
     "stream-no-usage": sse(*HAPPY_STREAM[:-2], "[DONE]"),
     "stream-rate-limited": lambda h: h.send_json(429, {"error": {"message": "slow down"}}, Retry_After="7"),
     "stream-hang": _stream_then_hang,
@@ -431,6 +453,23 @@ async def test_stream_yields_deltas_then_one_finish(make_llm: LLMFactory, upstre
     assert sent.body["stream"] is True
     assert sent.body["stream_options"] == {"include_usage": True}
     assert sent.headers["authorization"] == "Bearer sk-test"
+
+
+async def test_streams_reuse_their_connection(make_llm: LLMFactory, upstream: Upstream) -> None:
+    llm = make_llm("stream-keep-alive")
+    for _ in range(3):
+        events, error = await collect(llm, ask())
+        assert error is None
+        assert "".join(e.text for e in events if e.kind == "delta") == ANSWER
+    assert len({r.client_port for r in upstream.received}) == 1
+
+
+async def test_a_body_left_open_after_done_still_finishes_the_answer_at_once(make_llm: LLMFactory) -> None:
+    started = time.monotonic()
+    events, error = await collect(make_llm("stream-done-then-hang"), ask())
+    assert error is None
+    assert events[-1].kind == "finish"
+    assert time.monotonic() - started < 2.0  # the drain grace (0.5 s), not the 30 s deadline
 
 
 async def test_stream_ignores_comments_and_crlf(make_llm: LLMFactory) -> None:
