@@ -18,6 +18,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
 
 from answerdesk.errors import InputError
 from answerdesk.pipeline import AnswerEvent
@@ -123,7 +124,12 @@ async def chat_completions(body: ChatRequest, request: Request, principal: Princ
     answer = await call.answer_unless_gone(request.receive)
     if answer is None:
         return Response(status_code=CLIENT_CLOSED)
-    return JSONResponse(completion(answer, body.model), headers=dict(admission.headers))
+    try:
+        payload = completion(answer, body.model)
+    except BaseException:
+        await call.finish()
+        raise
+    return JSONResponse(payload, headers=dict(admission.headers), background=BackgroundTask(call.finish))
 
 
 @router.get("/v1/models", summary="Routes and models a chat completion may name")

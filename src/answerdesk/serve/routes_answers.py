@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
 
 from answerdesk.serve.answering import CLIENT_CLOSED, AnswerCall
 from answerdesk.serve.app import services_of
@@ -64,7 +65,12 @@ async def create_answer(body: AnswerRequest, request: Request, principal: Princi
     answer = await call.answer_unless_gone(request.receive)
     if answer is None:
         return Response(status_code=CLIENT_CLOSED)
-    return JSONResponse(answer_out(answer), headers=dict(admission.headers))
+    try:
+        payload = answer_out(answer)
+    except BaseException:
+        await call.finish()
+        raise
+    return JSONResponse(payload, headers=dict(admission.headers), background=BackgroundTask(call.finish))
 
 
 def _error_event(problem: Problem) -> bytes:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import anyio
 import httpx
+import pytest
 
 from answerdesk.errors import BudgetExceeded, ProviderError
 from answerdesk.generate.fake import FakeLLM
@@ -167,3 +169,44 @@ async def test_guardrails_reach_the_client_as_guard_events_and_findings(tmp_path
     body = j.json()
     assert any(f["guard"] == "pii" for f in body["guard_findings"]) and "review_required" in body
     assert svc.hooks.after_calls[0][1].conversation_id == "conv-1"
+
+
+async def asgi_post(service: Service, path: str, body: dict[str, object]) -> list[tuple[str, int]]:
+    """POST ``body`` straight to the ASGI app; each message sent, with how many requests were recorded then."""
+    raw = json.dumps(body).encode()
+    headers = [(k.lower().encode(), v.encode()) for k, v in service.headers("agent").items()]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [*headers, (b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    incoming = [{"type": "http.request", "body": raw, "more_body": False}]
+    sent: list[tuple[str, int]] = []
+
+    async def receive() -> dict[str, object]:
+        if incoming:
+            return incoming.pop()
+        await anyio.sleep_forever()  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append((str(message["type"]), len(service.hooks.after_calls)))
+
+    await service.app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/answers", {"question": "how are annual plans refunded?"}),
+        ("/v1/chat/completions", {"model": "default", "messages": [{"role": "user", "content": "annual refunds?"}]}),
+    ],
+)
+async def test_a_json_answer_is_sent_before_its_records_are_written(
+    service: Service, path: str, body: dict[str, object]
+) -> None:
+    sent = await asgi_post(service, path, body)
+    assert sent == [("http.response.start", 0), ("http.response.body", 0)]
+    assert [c[2].outcome for c in service.hooks.after_calls] == ["ok"]  # and then recorded, once
