@@ -706,6 +706,9 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
     measured = "measured" if litellm_ok else "NOT measured (not installed)"
     print(f"lineage: {len(accepted) - len(missing)}/{len(accepted)} accepted answerdesk requests have a record; "
           f"limited key: {limited}; LiteLLM {measured}")  # fmt: skip
+    if args.question_pool == len(QUESTIONS):
+        print(f"WARNING: {TRAFFIC} was not found, so only the {len(QUESTIONS)} built-in questions were sent: the "
+              "caches answered the repeats, and these figures are not comparable with a full run")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "clients": args.clients, "seconds_per_phase": args.seconds, "cpus": os.cpu_count(),
