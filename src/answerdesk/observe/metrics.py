@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from answerdesk.errors import ProviderError, RateLimited
 from answerdesk.lineage.records import outcome_of
 from answerdesk.observe.logs import FIELDS
-from answerdesk.observe.timing import current_timing
+from answerdesk.observe.timing import note_provider_time
 from answerdesk.observe.tracing import annotate_answer
 from answerdesk.serve.base import ADMIT, Admission, CompositeHooks, Feedback, RequestHooks, RequestInfo, RequestResult
 from answerdesk.types import Answer, Principal
@@ -120,9 +120,7 @@ class ObserveHooks:
         m = self.metrics
         annotate_answer(trace.get_current_span(), answer)
         provider_s = answer.timings.get("model")
-        timing = current_timing.get()
-        if timing is not None and provider_s is not None:
-            timing.provider_s = provider_s
+        note_provider_time(provider_s)
         labels = {"route": answer.route, "model": answer.model}
         m.request_seconds.labels(endpoint=request.endpoint, prompt_version=str(answer.prompt_version),
                                  outcome=outcome_of(result), **labels).observe(result.seconds)  # fmt: skip

@@ -1,7 +1,8 @@
 """Per-request timing shared between the request hooks and the ASGI layer, through a context variable.
 
 The overhead middleware opens a :class:`RequestTiming` for each HTTP request; the metrics hook fills in how
-long the model provider took once it knows. Tasks started while serving the request (a streamed body)
+long the model provider took once it knows, and a JSON answer does so before its response goes out (its
+hooks run after that). Tasks started while serving the request (a streamed body)
 inherit the context, so they see the same object.
 """
 
@@ -27,3 +28,10 @@ class RequestTiming:
 current_timing: contextvars.ContextVar[RequestTiming | None] = contextvars.ContextVar(
     "answerdesk_request_timing", default=None
 )
+
+
+def note_provider_time(seconds: float | None) -> None:
+    """Tell the current request's timing how long its model provider took (nothing outside a request)."""
+    timing = current_timing.get()
+    if timing is not None and seconds is not None:
+        timing.provider_s = seconds

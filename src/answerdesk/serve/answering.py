@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import anyio
 from starlette.types import Receive
 
+from answerdesk.observe.timing import note_provider_time
 from answerdesk.pipeline import AnswerEvent, AnswerPipeline
 from answerdesk.serve.base import ADMIT, Admission, RequestHooks, RequestInfo, RequestResult
 from answerdesk.serve.problems import Problem, log, problem_for
@@ -83,6 +84,7 @@ class AnswerCall:
             raise
         result = RequestResult("ok", 200, self._elapsed(), answer=answer, flags=self.admission.flags)
         if defer_record:
+            note_provider_time(answer.timings.get("model"))  # for the overhead header, sent before the hooks run
             self._deferred = result
         else:
             await self._record(result)

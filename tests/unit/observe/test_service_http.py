@@ -13,12 +13,13 @@ import pytest
 from answerdesk.config import BudgetRule, BudgetSettings, LimitSettings, LineageSettings, RateSettings
 from answerdesk.cost.budgets import BudgetHooks
 from answerdesk.cost.sqlite import SqliteCounterStore
+from answerdesk.generate.fake import FakeLLM
 from answerdesk.lineage.hooks import LineageHooks
 from answerdesk.lineage.local import LocalBlobStore
 from answerdesk.observe.logs import FIELDS, JsonFormatter
 from answerdesk.security.ratelimit import RateLimitHooks
 from answerdesk.serve.base import CompositeHooks
-from tests.unit.serve.conftest import Service, build_service, parse_sse
+from tests.unit.serve.conftest import REPLY, Service, build_service, parse_sse
 
 
 class Stack:
@@ -170,3 +171,20 @@ async def test_request_log_line_is_json_without_question_text(
     assert data["input_tokens"] > 0 and "latency_ms" in data and "cost_usd" in data
     assert "jane.doe" not in line and "Refund" not in line
     assert getattr(record, FIELDS)["prompt_version"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [("/v1/answers", QUESTION), ("/v1/chat/completions", {"model": "default", "messages": [{"role": "user",
+                                                                                          "content": "refund?"}]})],
+)
+async def test_the_overhead_header_of_a_json_answer_leaves_out_the_model_time(
+    tmp_path: Path, path: str, body: dict[str, object]
+) -> None:
+    # The model takes 0.5 s (one delayed piece); the answer goes out before the hooks record it.
+    slow = build_service(tmp_path, llms={"default": FakeLLM([REPLY], delay_s=0.5, chunk_chars=1000)})
+    transport = httpx.ASGITransport(app=slow.app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post(path, json=body, headers=slow.headers())
+    assert response.status_code == 200, response.text
+    assert float(response.headers["x-answerdesk-overhead-ms"]) < 400
