@@ -175,8 +175,10 @@ async def test_request_log_line_is_json_without_question_text(
 
 @pytest.mark.parametrize(
     ("path", "body"),
-    [("/v1/answers", QUESTION), ("/v1/chat/completions", {"model": "default", "messages": [{"role": "user",
-                                                                                          "content": "refund?"}]})],
+    [
+        ("/v1/answers", QUESTION),
+        ("/v1/chat/completions", {"model": "default", "messages": [{"role": "user", "content": "refund?"}]}),
+    ],
 )
 async def test_the_overhead_header_of_a_json_answer_leaves_out_the_model_time(
     tmp_path: Path, path: str, body: dict[str, object]
