@@ -16,13 +16,12 @@ import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.background import BackgroundTask
 
 from answerdesk.errors import InputError
 from answerdesk.pipeline import AnswerEvent
-from answerdesk.serve.answering import CLIENT_CLOSED, AnswerCall
+from answerdesk.serve.answering import AnswerCall
 from answerdesk.serve.app import services_of
 from answerdesk.serve.auth import ASK
 from answerdesk.serve.base import RequestInfo
@@ -121,15 +120,7 @@ async def chat_completions(body: ChatRequest, request: Request, principal: Princ
         return EventStream(
             call.stream(encoder.encode, encoder.error, trailer=b"data: [DONE]\n\n"), headers=dict(admission.headers)
         )
-    answer = await call.answer_unless_gone(request.receive)
-    if answer is None:
-        return Response(status_code=CLIENT_CLOSED)
-    try:
-        payload = completion(answer, body.model)
-    except BaseException:
-        await call.finish()
-        raise
-    return JSONResponse(payload, headers=dict(admission.headers), background=BackgroundTask(call.finish))
+    return await call.json_response(request.receive, lambda answer: completion(answer, body.model))
 
 
 @router.get("/v1/models", summary="Routes and models a chat completion may name")

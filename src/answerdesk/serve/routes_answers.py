@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
-from starlette.background import BackgroundTask
+from fastapi.responses import Response
 
-from answerdesk.serve.answering import CLIENT_CLOSED, AnswerCall
+from answerdesk.serve.answering import AnswerCall
 from answerdesk.serve.app import services_of
 from answerdesk.serve.auth import ASK
 from answerdesk.serve.base import RequestInfo
@@ -62,15 +61,7 @@ async def create_answer(body: AnswerRequest, request: Request, principal: Princi
     admission = await call.admit()
     if body.stream:
         return EventStream(call.stream(sse, _error_event), headers=dict(admission.headers))
-    answer = await call.answer_unless_gone(request.receive)
-    if answer is None:
-        return Response(status_code=CLIENT_CLOSED)
-    try:
-        payload = answer_out(answer)
-    except BaseException:
-        await call.finish()
-        raise
-    return JSONResponse(payload, headers=dict(admission.headers), background=BackgroundTask(call.finish))
+    return await call.json_response(request.receive, answer_out)
 
 
 def _error_event(problem: Problem) -> bytes:
