@@ -222,7 +222,8 @@ class ServeSettings(_Model):
     #: How long a thread may hold the GIL while another waits for it (Python's default, 5 ms). A shorter one lets
     #: the event loop take the GIL back sooner behind a busy worker thread (1.2 ms p50 at 1 ms against 5.2 ms
     #: at 5 ms), but under load the extra hand-offs cost more than they save: streaming answers to 32 clients
-    #: on 2 cores, 1 ms gave 101-212 ms overhead p50 and 39-52 ms CPU a request, 5 ms 72-136 ms and 39-46 ms.
+    #: on 2 cores, in alternating runs 1 ms gave 185 and 212 ms overhead p50 (50.4 and 52.5 ms CPU a request),
+    #: 5 ms 136 and 104 ms (46.2 and 45.1 ms).
     gil_switch_interval_ms: float = Field(default=5.0, gt=0, le=100)
 
 

@@ -235,7 +235,7 @@ class OpenAICompatLLM:
                 event = decoder.decode(line)
                 if event is not None:
                     yield event
-                    if event.data.strip() == "[DONE]":
+                    if _is_done(event):
                         await self._drain(pieces, deadline)
                         return
         for line in splitter.flush():
@@ -288,7 +288,7 @@ class OpenAICompatLLM:
 
     def _on_event(self, event: ServerSentEvent, state: _StreamState) -> str:
         """The text an event adds; records finish reason, usage and ``[DONE]`` in ``state``."""
-        if event.data.strip() == "[DONE]":
+        if _is_done(event):
             state.done = True
             return ""
         payload = _loads(event.data)
@@ -342,6 +342,11 @@ class _StreamState:
     def add(self, text: str) -> None:
         self.pieces.append(text)
         self.chars += len(text)
+
+
+def _is_done(event: ServerSentEvent) -> bool:
+    """The stream's ``[DONE]`` sentinel: nothing more comes."""
+    return event.data.strip() == "[DONE]"
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
