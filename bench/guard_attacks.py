@@ -347,7 +347,7 @@ def grounding_results(data_dir: Path, *, false_refusals: float = GROUNDING_FALSE
     mismatched one (should not), lexical only and with MiniLM vectors; the threshold is the midpoint between
     the matched pairs' ``false_refusals`` quantile and the mismatched pairs' ``1 - false_refusals`` quantile."""
     from answerdesk.embed.local import LocalEmbedder
-    from answerdesk.guard.grounding import answer_sentences, grounding_score, relevance_score
+    from answerdesk.guard.grounding import answer_sentences, grounding_score, plain_sentences, relevance_score
     from answerdesk.guard.train_injection import read_jsonl
 
     root = data_dir / "rag" / "clapnq-dev"
@@ -360,9 +360,9 @@ def grounding_results(data_dir: Path, *, false_refusals: float = GROUNDING_FALSE
     shift = [(i + 1 + random.Random(SEED + i).randrange(len(items) - 1)) % len(items) for i in range(len(items))]
     embedder = LocalEmbedder()
     questions = embedder.embed_passages([q for q, _, _ in items])
-    answers = embedder.embed_passages([a for _, a, _ in items])
     contexts = embedder.embed_passages([p for _, _, p in items])
-    sentences = sorted({s for _, a, _ in items for s in answer_sentences(a)})
+    # Grounding looks sentences up as answer_sentences gives them, relevance as plain_sentences does.
+    sentences = sorted({s for _, a, _ in items for s in (*answer_sentences(a), *plain_sentences(a))})
     sentence_vectors = dict(zip(sentences, embedder.embed_passages(sentences), strict=True))
     out: dict[str, Any] = {"pairs": len(items), "false_refusal_budget": false_refusals}
     for mode in ("lexical", "lexical+embedding"):
@@ -384,7 +384,7 @@ def grounding_results(data_dir: Path, *, false_refusals: float = GROUNDING_FALSE
                     relevance_score(
                         answer,
                         q,
-                        answer_vector=answers[i] if vec else None,
+                        sentence_vectors=sentence_vectors if vec else None,
                         question_vector=questions[k] if vec else None,
                     )
                 )

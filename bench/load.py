@@ -537,6 +537,8 @@ def main() -> int:
     parser.add_argument("--skip-fake-embedder", action="store_true",
                         help="leave out the stream phase against a service with the hashing fake embedder")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep-work", action="store_true",
+                        help="keep the temporary folder (config, service logs, lineage) to inspect")  # fmt: skip
     parser.add_argument("--fake-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     UPSTREAM.update(ttft_ms=args.ttft_ms, chunks=args.chunks, chunk_gap_ms=args.chunk_gap_ms)
@@ -720,7 +722,10 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
         "verdicts": {k: "PASS" if v else "FAIL" for k, v in verdicts.items()},
     }, indent=2, default=str))  # fmt: skip
     print(f"wrote {args.out}", file=sys.stderr)
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep_work:
+        print(f"kept {work} (config, logs, lineage records)", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

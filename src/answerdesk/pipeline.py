@@ -8,9 +8,11 @@ it. Blocking work (retrieval, embedding) runs in worker threads so a server's ev
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypedDict
 
@@ -81,6 +83,17 @@ class OutputRedactor(Protocol):
     def flush(self) -> str: ...
 
 
+class RelevanceProbe(Protocol):
+    """Embeds a streaming answer's sentences for the relevance check (:mod:`answerdesk.guard.relevance`)."""
+
+    @property
+    def satisfied(self) -> bool: ...
+    @property
+    def vectors(self) -> Mapping[str, Vectors]: ...
+    def feed(self, text: str) -> list[str]: ...
+    def embed(self, sentences: list[str]) -> None: ...
+
+
 class AnswerGuards(Protocol):
     """The guardrails of the spine (:class:`answerdesk.guard.guardrails.Guardrails`)."""
 
@@ -101,7 +114,9 @@ class AnswerGuards(Protocol):
         tenant: str | None,
         request_id: str,
         redaction: Sequence[Finding] = (),
+        sentence_vectors: Mapping[str, Vectors] | None = None,
     ) -> GuardOutcome: ...
+    def relevance_probe(self, question: str, *, tenant: str | None) -> RelevanceProbe | None: ...
     def failure(self, guard: str, stage: Literal["input", "context", "output"], exc: BaseException) -> Finding: ...
 
 
@@ -125,13 +140,41 @@ def _guard_event(findings: Sequence[Finding], *, replaced: bool = False) -> Answ
 
 @dataclass(slots=True)
 class _Generation:
-    """What one model stream produced, filled in by :meth:`AnswerPipeline._generate`."""
+    """What one model stream produced, filled in by :meth:`AnswerPipeline._generate`, and the relevance probe
+    embedding its sentences meanwhile (:mod:`answerdesk.guard.relevance`)."""
 
     provider: str
     model: str
     usage: Usage = field(default_factory=Usage)
     parts: list[str] = field(default_factory=list)
     failed: Finding | None = None
+    probe: RelevanceProbe | None = None
+    _pending: list[str] = field(default_factory=list)
+    _embedding: asyncio.Future[None] | None = None
+
+    def sent(self, text: str) -> None:
+        """``text`` went out: the sentences it completes are embedded in a worker thread, one batch at a time,
+        while the model goes on."""
+        self.parts.append(text)
+        if self.probe is None:
+            return
+        self._pending += self.probe.feed(text)
+        if self._pending and not self.probe.satisfied and (self._embedding is None or self._embedding.done()):
+            batch, self._pending = self._pending, []
+            self._embedding = asyncio.ensure_future(anyio.to_thread.run_sync(self.probe.embed, batch))
+            # Nobody may await it (a client that went away): retrieve its error so none is logged as lost.
+            self._embedding.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def sentence_vectors(self) -> dict[str, Vectors]:
+        """The vectors embedded while the answer streamed, once the batch still running is done. A failed
+        batch leaves its sentences to the output check, which embeds what is missing (and reports its own
+        failure)."""
+        if self.probe is None:
+            return {}
+        if self._embedding is not None:
+            with contextlib.suppress(Exception):
+                await self._embedding
+        return dict(self.probe.vectors)
 
 
 class _Header(TypedDict):
@@ -331,7 +374,8 @@ class AnswerPipeline:
             timeout_s=self._settings.resilience.deadline_s,
             deadline=time.monotonic() + self._settings.resilience.deadline_s,
         )
-        run = _Generation(choice.llm.provider, choice.llm.model)
+        probe = guards.relevance_probe(question, tenant=principal.tenant) if guards else None
+        run = _Generation(choice.llm.provider, choice.llm.model, probe=probe)
         redactor = guards.output_redactor(tenant=principal.tenant, conversation_id=conversation) if guards else None
         t0 = time.perf_counter()
         async for event in self._generate(choice.llm, request, redactor, run):
@@ -349,6 +393,7 @@ class AnswerPipeline:
             t0 = time.perf_counter()
             redaction = (*(redactor.findings if redactor is not None else ()), *([failed] if failed else []))
             refusal = self._settings.refusal
+            known = await run.sentence_vectors()
             verdict = await anyio.to_thread.run_sync(
                 lambda: guards.check_output(
                     "" if failed else assembled.text,
@@ -357,6 +402,7 @@ class AnswerPipeline:
                     tenant=principal.tenant,
                     request_id=request_id,
                     redaction=redaction,
+                    sentence_vectors=known,
                 )
             )
             timings["guard_output"] = time.perf_counter() - t0
@@ -415,7 +461,7 @@ class AnswerPipeline:
                     run.failed = guards.failure("pii", "output", exc)
                     return
                 if text:
-                    run.parts.append(text)
+                    run.sent(text)
                     yield AnswerEvent("delta", text)
             elif event.kind == "switch":
                 run.provider, run.model = event.provider, event.model
@@ -431,7 +477,7 @@ class AnswerPipeline:
                 run.failed = guards.failure("pii", "output", exc)
                 return
             if tail:
-                run.parts.append(tail)
+                run.sent(tail)
                 yield AnswerEvent("delta", tail)
 
     def _blocked(

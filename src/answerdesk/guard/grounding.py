@@ -7,8 +7,10 @@ Two pure scores in [0, 1], both lexical first with an embedding check where vect
   check in :mod:`answerdesk.generate.assembly` uses), or, for a sentence the words leave unsure, its best
   cosine similarity to a context passage when that is higher. Unlike the citation check it looks at the whole
   context, so an answer that cites nothing is still scored.
-- :func:`relevance_score`: the share of the question's content words the answer takes up, or the cosine
-  similarity of answer and question vectors when that is higher.
+- :func:`relevance_score`: the share of the question's content words the answer takes up, or the best cosine
+  similarity of one of its sentences to the question when that is higher. An answer addresses the question
+  when one of its sentences does, so the sentences can be embedded while the answer streams and the check
+  stops at the first that passes (:mod:`answerdesk.guard.relevance`).
 
 :func:`grounding_findings` turns them into findings with the policy's thresholds and response action.
 """
@@ -30,11 +32,13 @@ Vector = npt.NDArray[np.float32]
 
 #: Defaults calibrated by ``bench/guard_attacks.py`` on ClapNQ dev: 300 reference answers scored against their own
 #: passage and question and against a mismatched one; each threshold is the midpoint between the matched pairs'
-#: 5th percentile and the mismatched pairs' 95th (grounding 0.83 / 0.10; relevance with MiniLM vectors
-#: 0.36 / 0.20). Relevance needs the vectors: by words alone a good answer often shares no word with the question
-#: (paraphrase), and lexical relevance under 0.3 refuses 22 % of the reference answers (8 % even under 0.1).
+#: 5th percentile and the mismatched pairs' 95th (grounding 0.83 / 0.10; relevance, the best sentence's MiniLM
+#: cosine, 0.367 / 0.223). Relevance needs the vectors: by words alone a good answer often shares no word with the
+#: question (paraphrase), and lexical relevance under 0.3 refuses 22 % of the reference answers (8 % even under
+#: 0.1). Scored by its best sentence rather than as one vector, an answer separates as well (2.7 % of the matched
+#: refused, 99 % of the mismatched, the same as one vector of the whole answer at its own threshold, 0.279).
 DEFAULT_GROUNDING_THRESHOLD = 0.465
-DEFAULT_RELEVANCE_THRESHOLD = 0.28
+DEFAULT_RELEVANCE_THRESHOLD = 0.295
 
 
 class ContextualGroundingPolicy(BaseModel):
@@ -87,19 +91,35 @@ def grounding_score(
     return total / len(sentences)
 
 
+def plain_sentences(answer: str) -> list[str]:
+    """What the relevance check embeds: :func:`answer_sentences` without emphasis markers (citations and
+    emphasis are not what the answer says; embedded, they pull it away from the question). An answer without
+    such sentences is one unit."""
+    sentences = [plain(s) for s in answer_sentences(answer)]
+    return sentences or ([answer.strip()] if answer.strip() else [])
+
+
+def plain(sentence: str) -> str:
+    """``sentence`` without bold or italic markers."""
+    return sentence.replace("**", "").replace("__", "")
+
+
 def relevance_score(
     answer: str,
     question: str,
     *,
-    answer_vector: Vector | None = None,
+    sentence_vectors: Mapping[str, Vector] | None = None,
     question_vector: Vector | None = None,
 ) -> float:
-    """How much ``answer`` addresses ``question``, in [0, 1]. A question with no content words scores 1.0."""
+    """How much ``answer`` addresses ``question``, in [0, 1]: the share of the question's content words it
+    takes up, or the best cosine of one of its :func:`plain_sentences` to the question (those missing from
+    ``sentence_vectors`` are not scored). A question with no content words scores 1.0."""
     asked = set(content_words(question))
     lexical = len(asked & set(content_words(answer))) / len(asked) if asked else 1.0
-    if answer_vector is None or question_vector is None:
+    if not sentence_vectors or question_vector is None:
         return lexical
-    return max(lexical, min(1.0, float(answer_vector @ question_vector)))
+    cosines = [float(sentence_vectors[s] @ question_vector) for s in plain_sentences(answer) if s in sentence_vectors]
+    return max(lexical, min(1.0, max(cosines, default=0.0)))
 
 
 def grounding_findings(

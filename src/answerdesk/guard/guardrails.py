@@ -20,7 +20,7 @@ import hashlib
 import importlib.util
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -32,11 +32,18 @@ from answerdesk.embed.base import Embedder
 from answerdesk.errors import ConfigError
 from answerdesk.guard.audit import AuditSink
 from answerdesk.guard.base import ContextOutcome, Finding, Guard, GuardOutcome, GuardResult, Stage
-from answerdesk.guard.grounding import answer_sentences, grounding_findings, grounding_score, relevance_score
+from answerdesk.guard.grounding import (
+    Vector,
+    grounding_findings,
+    grounding_score,
+    plain_sentences,
+    relevance_score,
+)
 from answerdesk.guard.injection import PromptAttackGuard
 from answerdesk.guard.ner import INSTALL_HINT, NER_MODEL_PACKAGE, EntityRecognizer, SpacyRecognizer
 from answerdesk.guard.pii import PiiGuard, Placeholders
 from answerdesk.guard.policy import GuardPolicy, PolicySource
+from answerdesk.guard.relevance import RelevanceProbe
 from answerdesk.guard.streaming import StreamRedactor
 from answerdesk.guard.topics import DeniedTopicsGuard
 from answerdesk.guard.words import WordFilterGuard
@@ -228,9 +235,12 @@ class Guardrails:
         tenant: str | None,
         request_id: str,
         redaction: Sequence[Finding] = (),
+        sentence_vectors: Mapping[str, Vector] | None = None,
     ) -> GuardOutcome:
         """Word filters and grounding on the finished (already redacted) answer. ``redaction`` holds the
-        stream redactor's findings, recorded with these. Grounding is skipped when there are no sources."""
+        stream redactor's findings, recorded with these; ``sentence_vectors`` those of the answer's sentences
+        already embedded while it streamed (:meth:`relevance_probe`). Grounding is skipped when there are no
+        sources."""
         g = self._guards(tenant)
         findings = list(redaction)
         if g.words is not None:
@@ -242,7 +252,7 @@ class Guardrails:
             def score() -> GuardResult:
                 findings = grounding_findings(
                     grounding_score(text, sources),
-                    self._relevance(text, question, grounding.relevance_threshold),
+                    self._relevance(text, question, grounding.relevance_threshold, sentence_vectors or {}),
                     grounding,
                 )
                 return GuardResult(text, findings)
@@ -250,7 +260,15 @@ class Guardrails:
             findings += self._run(g.policy, "grounding", "output", score).findings
         return self._finish(g.policy, text, findings, tenant=tenant, request_id=request_id)
 
-    def _relevance(self, answer: str, question: str, enough: float) -> float:
+    def relevance_probe(self, question: str, *, tenant: str | None) -> RelevanceProbe | None:
+        """A probe that embeds the answer's sentences while it streams, for :meth:`check_output`; ``None``
+        when the tenant's policy checks no relevance or there is no embedder."""
+        grounding = self._guards(tenant).policy.contextual_grounding
+        if grounding is None or self._embedder is None or not question.strip():
+            return None
+        return RelevanceProbe(self._embedder, question, grounding.relevance_threshold)
+
+    def _relevance(self, answer: str, question: str, enough: float, known: Mapping[str, Vector]) -> float:
         # Word overlap alone says little about relevance (a right answer, "14 days from when it was created",
         # shares no word with "how long is an EU return label valid?"); its threshold is calibrated on MiniLM
         # vectors, so without an embedder the relevance check passes.
@@ -259,12 +277,15 @@ class Guardrails:
         lexical = relevance_score(answer, question)
         if lexical >= enough:  # the score is the higher of words and vectors: the vectors cannot fail it now
             return lexical
-        # Citation markers and emphasis are not what the answer says; embedded, they pull it away from the question.
-        plain = " ".join(answer_sentences(answer)).replace("**", "").replace("__", "") or answer
         # The question as a query: the input guards and retrieval embedded it already (embed/cache.py).
         question_vector = self._embedder.embed_queries([question])[0]
-        answer_vector = self._embedder.embed_passages([plain])[0]
-        return relevance_score(answer, question, answer_vector=answer_vector, question_vector=question_vector)
+        vectors = dict(known)
+        best = relevance_score(answer, question, sentence_vectors=vectors, question_vector=question_vector)
+        missing = [s for s in dict.fromkeys(plain_sentences(answer)) if s not in vectors]
+        if best >= enough or not missing:  # one sentence that addresses the question is enough
+            return best
+        vectors.update(zip(missing, self._embedder.embed_passages(missing), strict=True))
+        return relevance_score(answer, question, sentence_vectors=vectors, question_vector=question_vector)
 
     # -- any stage (the CLI) ---------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from answerdesk.guard.grounding import (
     ContextualGroundingPolicy,
     grounding_findings,
     grounding_score,
+    plain_sentences,
     relevance_score,
 )
 
@@ -40,9 +41,21 @@ def test_relevance_lexical_and_with_vectors() -> None:
     assert relevance_score("Refunds take 5 business days, not long.", question) == 1.0
     assert relevance_score("Our office is closed on Sundays.", question) == 0.0
     a, q = np.array([0.6, 0.8], dtype=np.float32), np.array([0.8, 0.6], dtype=np.float32)
-    assert relevance_score("Our office is closed on Sundays.", question, answer_vector=a, question_vector=q) == (
-        pytest.approx(0.96)
-    )
+    vectors = {"Our office is closed on Sundays.": a}
+    scored = relevance_score("Our office is closed on Sundays.", question, sentence_vectors=vectors, question_vector=q)
+    assert scored == pytest.approx(0.96)
+
+
+def test_relevance_is_the_best_sentence_and_skips_sentences_without_vectors() -> None:
+    question = "How long do refunds take?"
+    q = np.array([1.0, 0.0], dtype=np.float32)
+    off, on = np.array([0.0, 1.0], dtype=np.float32), np.array([0.6, 0.8], dtype=np.float32)
+    answer = "Our office is closed on Sundays [1]. The **money** is back in a week [2]."
+    assert plain_sentences(answer) == ["Our office is closed on Sundays.", "The money is back in a week."]
+    both = {"Our office is closed on Sundays.": off, "The money is back in a week.": on}
+    assert relevance_score(answer, question, sentence_vectors=both, question_vector=q) == pytest.approx(0.6)
+    first = {"Our office is closed on Sundays.": off}
+    assert relevance_score(answer, question, sentence_vectors=first, question_vector=q) == 0.0
 
 
 def test_empty_answers_have_nothing_unsupported() -> None:

@@ -4,12 +4,13 @@ challenges marked for review, poisoned chunks dropped, ungrounded answers refuse
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from answerdesk.config import ChunkingSettings, GenerationSettings
+from answerdesk.embed.base import Vectors
 from answerdesk.embed.fake import FakeEmbedder
 from answerdesk.generate.base import CallRecord
 from answerdesk.generate.fake import FakeLLM
@@ -167,3 +168,34 @@ async def test_earlier_turns_are_redacted_with_the_same_placeholders(store: Sqli
     prompt = "".join(m.content for m in llm.requests[0].messages)
     assert "jo@example.com" not in prompt
     assert answer.question == "refund to [EMAIL_1] please, annual plan"
+
+
+async def test_a_streamed_answer_is_embedded_for_relevance_while_it_streams(store: SqliteIndex, tmp_path: Path) -> None:
+    seen: list[str] = []  # the kinds of the events the client got so far
+
+    class Recording(FakeEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.passages: list[tuple[list[str], int]] = []
+
+        def embed_passages(self, texts: Sequence[str]) -> Vectors:
+            self.passages.append((list(texts), seen.count("delta")))
+            return super().embed_passages(texts)
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: s\ncontextualGrounding: {groundingThreshold: 0.1, relevanceThreshold: 0.3}\n")
+    embedder = Recording()
+    # The first sentence shares only stop words with the question: its vector, not its words, passes it.
+    llm = FakeLLM(["It is what it is for the annual plan [1]. Refunds are in full within 30 days [1]."], chunk_chars=5,
+                  delay_s=0.02)  # fmt: skip
+    pipe = AnswerPipeline(
+        HybridRetriever(store, FakeEmbedder(), IdentityReranker()), PromptRegistry(TEMPLATES_DIR), OneModel(llm),
+        FakeEmbedder(), SETTINGS, k=2, vectors=store, guards=Guardrails(PolicySource(path), embedder=embedder),
+    )  # fmt: skip
+    async for event in pipe.stream("what is the window for it?", principal=WHO, request_id="req-1"):
+        seen.append(event.kind)
+    assert seen[-1] == "done"
+    deltas = seen.count("delta")
+    # One sentence embedded, before the stream was over; the second never: the first already passed.
+    ((texts, at),) = embedder.passages
+    assert texts == ["It is what it is for the annual plan."] and at < deltas - 2
