@@ -236,11 +236,12 @@ class Guardrails:
         request_id: str,
         redaction: Sequence[Finding] = (),
         sentence_vectors: Mapping[str, Vector] | None = None,
+        question_vector: Vector | None = None,
     ) -> GuardOutcome:
         """Word filters and grounding on the finished (already redacted) answer. ``redaction`` holds the
         stream redactor's findings, recorded with these; ``sentence_vectors`` those of the answer's sentences
-        already embedded while it streamed (:meth:`relevance_probe`). Grounding is skipped when there are no
-        sources."""
+        already embedded while it streamed (:meth:`relevance_probe`), with the question's
+        ``question_vector``. Grounding is skipped when there are no sources."""
         g = self._guards(tenant)
         findings = list(redaction)
         if g.words is not None:
@@ -252,7 +253,9 @@ class Guardrails:
             def score() -> GuardResult:
                 findings = grounding_findings(
                     grounding_score(text, sources),
-                    self._relevance(text, question, grounding.relevance_threshold, sentence_vectors or {}),
+                    self._relevance(
+                        text, question, grounding.relevance_threshold, sentence_vectors or {}, question_vector
+                    ),
                     grounding,
                 )
                 return GuardResult(text, findings)
@@ -268,7 +271,9 @@ class Guardrails:
             return None
         return RelevanceProbe(self._embedder, question, grounding.relevance_threshold)
 
-    def _relevance(self, answer: str, question: str, enough: float, known: Mapping[str, Vector]) -> float:
+    def _relevance(
+        self, answer: str, question: str, enough: float, known: Mapping[str, Vector], question_vector: Vector | None
+    ) -> float:
         # Word overlap alone says little about relevance (a right answer, "14 days from when it was created",
         # shares no word with "how long is an EU return label valid?"); its threshold is calibrated on MiniLM
         # vectors, so without an embedder the relevance check passes.
@@ -277,8 +282,8 @@ class Guardrails:
         lexical = relevance_score(answer, question)
         if lexical >= enough:  # the score is the higher of words and vectors: the vectors cannot fail it now
             return lexical
-        # The question as a query: the input guards and retrieval embedded it already (embed/cache.py).
-        question_vector = self._embedder.embed_queries([question])[0]
+        if question_vector is None:  # the question as a query: the input guards embedded it (embed/cache.py)
+            question_vector = self._embedder.embed_queries([question])[0]
         vectors = dict(known)
         best = relevance_score(answer, question, sentence_vectors=vectors, question_vector=question_vector)
         missing = [s for s in dict.fromkeys(plain_sentences(answer)) if s not in vectors]

@@ -40,6 +40,11 @@ class RelevanceProbe:
         #: A sentence reached the threshold: the answer is relevant whatever follows.
         self.satisfied = False
 
+    @property
+    def question_vector(self) -> Vector | None:
+        """The question's vector, once :meth:`embed` ran."""
+        return self._question_vector
+
     def feed(self, text: str) -> list[str]:
         """Add streamed ``text``; the complete sentences not yet handed out (none once satisfied). The last
         sentence of the text so far may still grow, so it waits for the next one or the end."""
