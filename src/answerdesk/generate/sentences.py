@@ -34,6 +34,16 @@ def split_sentences(text: str) -> list[str]:
     return pieces
 
 
+def sentence_cut(text: str, start: int = 0) -> int:
+    """Where the last sentence boundary in ``text[start:]`` ends (``start`` when there is none): the text
+    before it splits into complete sentences, and what follows may still grow. Scanning from the previous cut
+    keeps a streaming caller's cost to the sentence in progress."""
+    cut = start
+    for match in _SENTENCE.finditer(text, start):
+        cut = match.end()
+    return cut
+
+
 #: Sentences shorter than this say too little to answer anything (headings, fragments).
 MIN_ANSWER_WORDS = 3
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import threading
 
 from answerdesk.embed.base import Embedder
-from answerdesk.generate.sentences import split_sentences
-from answerdesk.guard.grounding import Vector, answer_sentences, plain, plain_sentences, relevance_score
+from answerdesk.generate.sentences import content_words, sentence_cut, split_sentences
+from answerdesk.guard.grounding import Vector, answer_sentences, plain, plain_sentences
 
 
 class RelevanceProbe:
@@ -32,13 +32,16 @@ class RelevanceProbe:
         self._question = question
         self._threshold = threshold
         self._text = ""
+        self._cut = 0  # the text before it is complete sentences, already looked at
+        self._asked = set(content_words(question))
+        self._said: set[str] = set()
         self._taken: set[str] = set()
         self._lock = threading.Lock()
         self._question_vector: Vector | None = None
         #: Sentence (as :func:`plain_sentences` gives it) → vector, for the finished answer's check.
         self.vectors: dict[str, Vector] = {}
         #: A sentence reached the threshold: the answer is relevant whatever follows.
-        self.satisfied = False
+        self.satisfied = not self._asked  # a question without content words: relevance scores 1.0
 
     @property
     def question_vector(self) -> Vector | None:
@@ -47,13 +50,20 @@ class RelevanceProbe:
 
     def feed(self, text: str) -> list[str]:
         """Add streamed ``text``; the complete sentences not yet handed out (none once satisfied). The last
-        sentence of the text so far may still grow, so it waits for the next one or the end."""
+        sentence of the text so far may still grow, so it waits for the next one or the end. Each call looks
+        only at the sentence in progress, so a long answer costs linear time."""
         self._text += text
         if self.satisfied:
             return []
-        complete = split_sentences(self._text)[:-1]
+        cut = sentence_cut(self._text, self._cut)
+        if cut == self._cut:
+            return []
+        complete, self._cut = split_sentences(self._text[self._cut : cut]), cut
         fresh = self._take([plain(s) for piece in complete for s in answer_sentences(piece)])
-        if fresh and relevance_score(self._text, self._question) >= self._threshold:
+        for sentence in fresh:
+            self._said.update(content_words(sentence))
+        # The same share of the question's words that relevance_score counts on the whole answer.
+        if fresh and len(self._asked & self._said) / len(self._asked) >= self._threshold:
             self.satisfied = True  # the words already take up the question: no vector can fail it
             return []
         return fresh

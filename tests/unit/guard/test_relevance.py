@@ -6,9 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from answerdesk.embed.base import Vectors
 from answerdesk.embed.fake import FakeEmbedder
+from answerdesk.generate.sentences import sentence_cut
+from answerdesk.guard.grounding import plain_sentences
 from answerdesk.guard.guardrails import Guardrails
 from answerdesk.guard.policy import PolicySource
 from answerdesk.guard.relevance import RelevanceProbe
@@ -84,3 +87,27 @@ def test_no_probe_without_an_embedder_or_a_relevance_policy(tmp_path: Path) -> N
     assert Guardrails(PolicySource(path), embedder=FakeEmbedder()).relevance_probe(QUESTION, tenant=None) is not None
     path.write_text("version: r2\nwordFilters: [{match: x, action: BLOCK}]\n")
     assert Guardrails(PolicySource(path), embedder=FakeEmbedder()).relevance_probe(QUESTION, tenant=None) is None
+
+
+ANSWER = (
+    "Labels are valid for 14 days [1]. After that, create a new one!\n\nSteps:\n- Open *Returns* [2].\n"
+    "- Choose **Print label**. Is it free? Yes, for EU orders [1]. Done"
+)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 7, 500])
+def test_any_split_of_the_stream_gives_the_sentences_of_the_whole_answer(size: int) -> None:
+    probe = RelevanceProbe(FakeEmbedder(), "what about warranty claims?", threshold=0.99)
+    handed: list[str] = []
+    for start in range(0, len(ANSWER), size):
+        handed += probe.feed(ANSWER[start : start + size])
+    handed += probe.rest()
+    assert handed == list(dict.fromkeys(plain_sentences(ANSWER)))
+
+
+def test_sentence_cut_marks_where_complete_sentences_end() -> None:
+    text = "Labels last 14 days [1]. After that, make"
+    cut = sentence_cut(text)
+    assert text[cut:] == "After that, make"
+    assert sentence_cut(text, cut) == cut  # nothing new complete after it
+    assert sentence_cut("no boundary yet") == 0
