@@ -3,7 +3,9 @@ model → output guards (PII redacted while streaming) → checked, cited answer
 
 Depends only on Protocols; the edges (CLI, service) wire concrete stores, embedders, prompts and models.
 One implementation: :meth:`AnswerPipeline.stream` yields typed events; :meth:`AnswerPipeline.answer` drains
-it. Blocking work (retrieval, embedding) runs in worker threads so a server's event loop stays free.
+it. Blocking work (retrieval, embedding) runs in worker threads so a server's event loop stays free: what
+comes before the first event in one hop (:meth:`AnswerPipeline._prepare`), the answer's sentences for the
+relevance check while it streams (:mod:`answerdesk.guard.relevance`).
 """
 
 from __future__ import annotations
