@@ -16,8 +16,6 @@ and embeds only the sentences still missing.
 
 from __future__ import annotations
 
-import threading
-
 from answerdesk.embed.base import Embedder
 from answerdesk.generate.sentences import content_words, sentence_cut, split_sentences
 from answerdesk.guard.grounding import Vector, answer_sentences, plain, plain_sentences
@@ -25,7 +23,8 @@ from answerdesk.guard.grounding import Vector, answer_sentences, plain, plain_se
 
 class RelevanceProbe:
     """Embeds the complete sentences of a streaming answer until one reaches ``threshold`` (cosine to the
-    question). One :meth:`embed` at a time; :meth:`feed` from the streaming task."""
+    question). One :meth:`embed` at a time, and its results read once it is done (the pipeline awaits it);
+    :meth:`feed` from the streaming task."""
 
     def __init__(self, embedder: Embedder, question: str, threshold: float) -> None:
         self._embedder = embedder
@@ -36,7 +35,6 @@ class RelevanceProbe:
         self._asked = set(content_words(question))
         self._said: set[str] = set()
         self._taken: set[str] = set()
-        self._lock = threading.Lock()
         self._question_vector: Vector | None = None
         #: Sentence (as :func:`plain_sentences` gives it) → vector, for the finished answer's check.
         self.vectors: dict[str, Vector] = {}
@@ -79,12 +77,10 @@ class RelevanceProbe:
             return
         if self._question_vector is None:
             self._question_vector = self._embedder.embed_queries([self._question])[0]
-        vectors = self._embedder.embed_passages(sentences)
-        with self._lock:
-            for sentence, vector in zip(sentences, vectors, strict=True):
-                self.vectors[sentence] = vector
-                if float(vector @ self._question_vector) >= self._threshold:
-                    self.satisfied = True
+        for sentence, vector in zip(sentences, self._embedder.embed_passages(sentences), strict=True):
+            self.vectors[sentence] = vector
+            if float(vector @ self._question_vector) >= self._threshold:
+                self.satisfied = True
 
     def _take(self, sentences: list[str]) -> list[str]:
         fresh = [s for s in dict.fromkeys(sentences) if s not in self._taken]
