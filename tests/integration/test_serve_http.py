@@ -205,3 +205,21 @@ def test_local_mode_refuses_a_public_bind(tmp_path: Path) -> None:
     proc = subprocess.run([ANSWERDESK, "serve", "--host", "0.0.0.0"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 3 and "loopback" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_worker_freezes_its_startup_heap(tmp_path: Path) -> None:
+    # A worker's app, built as uvicorn builds it, leaves what startup made out of the collector's full passes.
+    env = {**os.environ, "ANSWERDESK_STORE__PATH": str(tmp_path / "kb.db"), "ANSWERDESK_EMBEDDER__KIND": "fake"}
+    code = (
+        "import gc\n"
+        "from answerdesk.cli.serve import make_app\n"
+        "before = gc.get_freeze_count()\n"
+        "make_app()\n"
+        "print(before, gc.get_freeze_count())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    before, after = map(int, done.stdout.split())
+    assert before == 0 and after > 10_000
