@@ -814,15 +814,19 @@ async def main_async(args: argparse.Namespace) -> None:
     # Read first: this run writes its results (possibly to the same file) before it is done.
     earlier = json.loads(args.local_from.read_text()) if args.skip_local and args.local_from else None
     settings = Settings()
+    if args.query_precision:
+        settings = settings.model_copy(
+            update={"embedder": settings.embedder.model_copy(update={"query_precision": args.query_precision})}
+        )
     cache = EmbeddingCache()
-    embedder = cached_local_embedder(cache)
+    embedder = cached_local_embedder(cache, query_precision=settings.embedder.query_precision)
     workdir = scratch_dir("answers")
     names = list(DATASETS)
     corpora = build_corpora(embedder, workdir, names)
     if args.quick:
         for c in corpora:
             c.items = sample(c.items, 20, args.seed)
-    out_path = RESULTS_DIR / ("answers-quick.json" if args.quick else "answers.json")
+    out_path = args.out or RESULTS_DIR / ("answers-quick.json" if args.quick else "answers.json")
     report: dict[str, Any] = {
         "environment": environment(),
         "settings": {
@@ -830,6 +834,7 @@ async def main_async(args: argparse.Namespace) -> None:
             "k": settings.retrieval.k,
             "max_output_tokens": settings.generation.max_output_tokens,
             "seed": args.seed,
+            "query_precision": settings.embedder.query_precision,
             "local_sample_per_group": args.local_sample,
             "local_k": args.local_k,
         },
@@ -930,6 +935,12 @@ def main() -> None:
         "--local-from", type=Path, help="with --skip-local: carry the local model's figures over from this results file"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--query-precision",
+        choices=["fp32", "int8"],
+        help="graph that embeds questions (default: embedder.query_precision)",
+    )
+    parser.add_argument("--out", type=Path, help="results file (default: results/answers.json)")
     parser.add_argument("--overhead-n", type=int, default=200)
     parser.add_argument("--fallback-runs", type=int, default=30)
     args = parser.parse_args()

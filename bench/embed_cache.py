@@ -17,6 +17,7 @@ import numpy as np
 
 from answerdesk.embed.base import Embedder, TokenCounter, Vectors
 from answerdesk.embed.local import LocalEmbedder
+from answerdesk.embed.onnx import Precision
 from common import CACHE_DIR, MAX_SEQ_LENGTH, MODEL, log
 
 Compute = Callable[[list[str]], Vectors]
@@ -122,7 +123,8 @@ class CachedEmbedder:
             self._cache.embed(self.model_key, texts, self._inner.embed_passages, label=label)
 
 
-def cached_local_embedder(cache: EmbeddingCache) -> CachedEmbedder:
-    """The packaged local model (as answerdesk runs it by default), its passage vectors cached."""
-    inner = LocalEmbedder(MODEL, batch_size=32, max_seq_length=MAX_SEQ_LENGTH)
+def cached_local_embedder(cache: EmbeddingCache, *, query_precision: Precision = "fp32") -> CachedEmbedder:
+    """The packaged local model (as answerdesk runs it by default), its passage vectors cached; questions on
+    the graph of ``query_precision`` (``embedder.query_precision``)."""
+    inner = LocalEmbedder(MODEL, batch_size=32, max_seq_length=MAX_SEQ_LENGTH, query_precision=query_precision)
     return CachedEmbedder(inner, cache, max_seq_length=MAX_SEQ_LENGTH)

@@ -51,6 +51,8 @@ from typing import Any
 
 import httpx
 
+from answerdesk.config import EmbedderSettings
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "load.json"
 ANSWERDESK = str(Path(sys.executable).with_name("answerdesk"))
@@ -213,9 +215,9 @@ def process(args: list[str], *, log: Path, env: dict[str, str] | None = None) ->
                 proc.wait(5)
 
 
-def answerdesk_config(work: Path, *, upstream: int, port: int, embedder: str = "local") -> Path:
+def answerdesk_config(work: Path, *, upstream: int, port: int, embedder: dict[str, str] | None = None) -> Path:
     config = {
-        "embedder": {"kind": embedder},
+        "embedder": embedder or {"kind": "local"},
         "store": {"path": str(work / "kb.db")},
         "lineage": {"path": str(work / "lineage")},
         "observe": {"json_logs": True, "log_level": "WARNING"},
@@ -606,8 +608,11 @@ async def bench(args: argparse.Namespace) -> int:
         phases.append(await run_phase(limited, clients=4, seconds=3, questions=questions, counter=counter))
         ad.terminate()
         ad.wait(30)
-        if not args.skip_fake_embedder and (wanted is None or "answers-stream-fake-embedder" in wanted):
-            phases.append(await fake_embedder_phase(args, work, up.pid, up_port, env, questions, counter))
+        for variant in VARIANTS:
+            if (variant.name != "fake-embedder" or not args.skip_fake_embedder) and (
+                wanted is None or variant.phase in wanted
+            ):
+                phases.append(await variant_phase(variant, args, work, up.pid, up_port, env, questions, counter))
         if litellm_ok:
             ll_args = [LITELLM, "--config", str(litellm_config(work, up_port)), "--host", "127.0.0.1",
                        "--port", str(ll_port), "--num_workers", str(args.workers)]  # fmt: skip
@@ -631,7 +636,40 @@ async def bench(args: argparse.Namespace) -> int:
     return report(args, phases, work, litellm_ok, hooks)
 
 
-async def fake_embedder_phase(
+@dataclass(frozen=True)
+class Variant:
+    """A second service, its embedder configured otherwise, measured on the streaming answers phase."""
+
+    name: str
+    embedder: dict[str, str]
+    why: str
+
+    @property
+    def phase(self) -> str:
+        return f"answers-stream-{self.name}"
+
+
+#: The service's default precision for questions (``embedder.query_precision``), and the other one.
+DEFAULT_PRECISION = EmbedderSettings().query_precision
+_OTHER_PRECISION = "int8" if DEFAULT_PRECISION == "fp32" else "fp32"
+VARIANTS = (
+    Variant(
+        f"{_OTHER_PRECISION}-queries",
+        {"kind": "local", "query_precision": _OTHER_PRECISION},
+        f"questions embedded on the {_OTHER_PRECISION} graph instead of the default one",
+    ),
+    Variant(
+        "fake-embedder",
+        {"kind": "fake"},
+        "the hashing fake embedder: what answerdesk's own code costs at the same concurrency once the embedding "
+        "model's inference (the question for retrieval and the topic guard, the answer for the relevance check) "
+        "is out of the picture",
+    ),
+)
+
+
+async def variant_phase(
+    variant: Variant,
     args: argparse.Namespace,
     work: Path,
     upstream_pid: int,
@@ -640,20 +678,18 @@ async def fake_embedder_phase(
     questions: list[str],
     counter: Iterator[int],
 ) -> Phase:
-    """The streaming answers phase again, against a second service whose embedder is the hashing fake: what
-    answerdesk's own code costs at the same concurrency once the embedding model's inference (the question
-    for retrieval and the topic guard, the answer for the relevance check) is out of the picture."""
-    own = work / "fake-embedder"
+    """The streaming answers phase again, against a second service set up as ``variant`` says."""
+    own = work / variant.name
     own.mkdir()
     port = free_port()
-    config = answerdesk_config(own, upstream=upstream, port=port, embedder="fake")
+    config = answerdesk_config(own, upstream=upstream, port=port, embedder=variant.embedder)
     keys = setup_answerdesk(own, config, env)
     with process([ANSWERDESK, "-c", str(config), "serve", "--port", str(port), "--workers", str(args.workers)],
                  log=own / "answerdesk.log", env=env) as ad:  # fmt: skip
         wait_http(f"http://127.0.0.1:{port}/readyz", timeout=120, proc=ad)
-        phase = Phase("answers-stream-fake-embedder", "answerdesk", f"http://127.0.0.1:{port}/v1/answers", True,
+        phase = Phase(variant.phase, "answerdesk", f"http://127.0.0.1:{port}/v1/answers", True,
                       "answers", {"Authorization": f"Bearer {keys['bench']}"})  # fmt: skip
-        print(f"phase {phase.name}: {args.clients} clients x {args.seconds:g} s", file=sys.stderr)
+        print(f"phase {phase.name} ({variant.why}): {args.clients} clients x {args.seconds:g} s", file=sys.stderr)
         return await run_phase(phase, clients=args.clients, seconds=args.seconds, questions=questions,
                                counter=counter, pids={"service": ad.pid, "upstream": upstream_pid})  # fmt: skip
 
@@ -673,9 +709,13 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
 
     accepted = {rid: p.name for p in phases if p.target == "answerdesk" for rid in p.accepted}
     by_kind, found, stages = lineage_overheads(work / "lineage", accepted)
-    fake_kind, fake_found, fake_stages = lineage_overheads(work / "fake-embedder" / "lineage", accepted)
-    by_kind.update(fake_kind)
-    found |= fake_found
+    variant_p50: dict[str, dict[str, float]] = {}
+    for variant in VARIANTS:
+        its_kind, its_found, its_stages = lineage_overheads(work / variant.name / "lineage", accepted)
+        by_kind.update(its_kind)
+        found |= its_found
+        if its_stages:
+            variant_p50[variant.name] = {stage: round(pct(v, 50), 2) for stage, v in sorted(its_stages.items())}
     server = [{"kind": k, "requests": len(v), "p50_ms": pct(v, 50), "p95_ms": pct(v, 95), "p99_ms": pct(v, 99)}
               for k, v in sorted(by_kind.items())]  # fmt: skip
     print("\nanswerdesk server-side overhead (request time - provider time, from lineage records)")
@@ -685,10 +725,8 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
           f"p50 {hooks['p50_ms']:.2f} ms, p99 {hooks['p99_ms']:.2f} ms")  # fmt: skip
     print("pipeline stages, p50 ms (from the answers' timings): "
           + ", ".join(f"{k} {v:.1f}" for k, v in stage_p50.items()))  # fmt: skip
-    fake_p50 = {stage: round(pct(v, 50), 2) for stage, v in sorted(fake_stages.items())}
-    if fake_p50:
-        print("the same stages with the hashing fake embedder, p50 ms: "
-              + ", ".join(f"{k} {v:.1f}" for k, v in fake_p50.items()))  # fmt: skip
+    for name, p50 in variant_p50.items():
+        print(f"the same stages, {name}, p50 ms: " + ", ".join(f"{k} {v:.1f}" for k, v in p50.items()))
 
     missing = sorted(set(accepted) - found)
     unexpected = {p.name: {s: n for s, n in p.statuses.items() if s != "200"} for p in phases
@@ -721,7 +759,8 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
         "clients": args.clients, "seconds_per_phase": args.seconds, "cpus": os.cpu_count(),
         "fake_upstream": dict(UPSTREAM), "workers": args.workers, "questions": args.question_pool,
         "phases": rows, "server_overhead": server, "stage_p50_ms": stage_p50,
-        "stage_p50_ms_fake_embedder": fake_p50, "hooks_alone": hooks,
+        "query_precision": DEFAULT_PRECISION,
+        "stage_p50_ms_variants": variant_p50, "hooks_alone": hooks,
         "lineage": {"accepted": len(accepted), "with_record": len(accepted) - len(missing), "missing": missing[:20]},
         "unexpected_statuses": unexpected, "litellm_measured": litellm_ok,
         "verdicts": {k: "PASS" if v else "FAIL" for k, v in verdicts.items()},

@@ -45,6 +45,25 @@ def test_the_graph_is_exported_once_and_reused(cache: Path) -> None:
     assert not list(first.path.parent.glob("*.tmp"))  # nothing half-written left behind
 
 
+def test_int8_questions_stay_close_to_fp32_and_nothing_else_changes(cache: Path) -> None:
+    full = LocalEmbedder(runtime="onnx", cache_dir=cache)
+    eight = LocalEmbedder(runtime="onnx", cache_dir=cache, query_precision="int8")
+    questions = [TEXTS[0], "Where is my parcel?", "Can I change the currency of my invoice after paying?"]
+    fast, slow = eight.embed_queries(questions), full.embed_queries(questions)
+    cosines = (fast * slow).sum(axis=1)
+    assert (cosines > 0.98).all() and (cosines < 1 - 1e-6).all()  # close, and really another graph
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    # Answers and passages are embedded as before: stored vectors keep their meaning.
+    np.testing.assert_array_equal(eight.embed_passages(TEXTS[1:]), full.embed_passages(TEXTS[1:]))
+    graphs = sorted(p.name for p in (cache / "onnx").glob("*.onnx"))
+    assert len(graphs) == 2 and graphs[0].endswith("-int8.onnx") and not list((cache / "onnx").glob("*.tmp"))
+
+
+def test_int8_questions_need_the_onnx_runtime() -> None:
+    with pytest.raises(ConfigError, match="query_precision int8 runs on ONNX Runtime"):
+        LocalEmbedder(runtime="torch", query_precision="int8")
+
+
 def test_an_unwritable_cache_falls_back_to_torch_under_auto_and_fails_under_onnx(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")

@@ -32,6 +32,7 @@ def _backend(settings: EmbedderSettings) -> Embedder:
             query_threads=settings.query_threads,
             runtime=settings.runtime,
             cache_dir=settings.cache_dir,
+            query_precision=settings.query_precision,
         )
     if settings.kind == "fake":
         from answerdesk.embed.fake import FakeEmbedder

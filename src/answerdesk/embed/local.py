@@ -19,7 +19,7 @@ import numpy as np
 
 from answerdesk.embed.base import Vectors
 from answerdesk.embed.coalesce import Coalescer
-from answerdesk.embed.onnx import OnnxEncoder
+from answerdesk.embed.onnx import OnnxEncoder, Precision
 from answerdesk.errors import ConfigError, ProviderError
 
 _INSTALL_HINT = "pip install 'answerdesk[local]'"
@@ -74,7 +74,12 @@ class LocalEmbedder:
         query_threads: int = 1,
         runtime: Literal["auto", "onnx", "torch"] = "auto",
         cache_dir: Path | None = None,
+        query_precision: Precision = "fp32",
     ) -> None:
+        if query_precision == "int8" and runtime == "torch":
+            raise ConfigError(
+                "embedder.query_precision int8 runs on ONNX Runtime; set embedder.runtime to auto or onnx"
+            )
         self._model_name = model
         self._dir = resolve_model_dir(model)
         self._batch_size = batch_size
@@ -86,11 +91,13 @@ class LocalEmbedder:
         self._cache_dir = cache_dir
         self._onnx: OnnxEncoder | None = None
         self._onnx_checked = runtime == "torch"
+        self._query_precision: Precision = query_precision
+        self._onnx_query: OnnxEncoder | None = None
         # Questions and passages (answers, their sentences) are coalesced apart: a batch is padded to its
         # longest text, so a 15-token question batched with 60-token answers costs what they do. Measured
         # here (16 threads, half asking questions, half embedding answers, one ONNX thread each): a
         # question's p50 went from 166 ms with one queue to 16 ms with two, and an answer's from 165 to 70.
-        self._query_coalescer = Coalescer(self._encode_small, max_texts=batch_size)
+        self._query_coalescer = Coalescer(self._encode_query, max_texts=batch_size)
         self._passage_coalescer = Coalescer(self._encode_small, max_texts=batch_size)
         self._model: Any = None
         self._lock = threading.Lock()
@@ -145,7 +152,7 @@ class LocalEmbedder:
 
     def load(self) -> None:
         """Load the model now (otherwise the first embed call does)."""
-        if self._small_encoder() is None:
+        if self._query_encoder() is None:
             self._get_model()
 
     def _small_encoder(self) -> OnnxEncoder | None:
@@ -165,8 +172,27 @@ class LocalEmbedder:
                     _log.warning("embedding questions with torch: %s", exc)
             return self._onnx
 
-    def _encode_small(self, texts: list[str]) -> Vectors:
+    def _query_encoder(self) -> OnnxEncoder | None:
+        """What embeds questions: the small-call encoder, or its 8-bit twin with ``query_precision: int8``
+        (stored vectors, answers and their sentences stay in full precision)."""
         encoder = self._small_encoder()
+        if encoder is None or self._query_precision == "fp32":
+            return encoder
+        with self._lock:
+            if self._onnx_query is None:
+                self._onnx_query = OnnxEncoder(
+                    self._dir, cache_dir=self._cache_dir, max_seq_length=self._max_seq_length,
+                    threads=self._query_threads, precision="int8",
+                )  # fmt: skip
+            return self._onnx_query
+
+    def _encode_query(self, texts: list[str]) -> Vectors:
+        return self._encode_with(self._query_encoder(), texts)
+
+    def _encode_small(self, texts: list[str]) -> Vectors:
+        return self._encode_with(self._small_encoder(), texts)
+
+    def _encode_with(self, encoder: OnnxEncoder | None, texts: list[str]) -> Vectors:
         if encoder is None:
             return self._encode(texts, self._query_threads)
         try:

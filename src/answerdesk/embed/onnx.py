@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from answerdesk.embed.base import Vectors
 from answerdesk.errors import ConfigError
 
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+#: ``fp32``: the exported graph as is. ``int8``: its weight matrices quantized to 8 bits, one scale per output
+#: channel (:func:`quantize_int8`).
+Precision = Literal["fp32", "int8"]
 
 
 def default_cache_dir() -> Path:
@@ -123,16 +126,30 @@ class OnnxEncoder:
     """Encodes batches of texts with ONNX Runtime on ``threads`` threads. Raises :class:`ConfigError` when
     onnxruntime is missing, the pooling is not supported, or the graph cannot be exported or loaded."""
 
-    def __init__(self, model_dir: Path, *, cache_dir: Path | None = None, max_seq_length: int = 256, threads: int = 1):
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        cache_dir: Path | None = None,
+        max_seq_length: int = 256,
+        threads: int = 1,
+        precision: Precision = "fp32",
+    ):
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise ConfigError(f"the ONNX embedding runtime needs onnxruntime: {exc}") from exc
         self._mode = pooling_mode(model_dir)
-        path = (cache_dir or default_cache_dir()) / "onnx" / f"{model_dir.name}-{model_key(model_dir)}.onnx"
-        if not path.exists():
-            export_onnx(model_dir, path)
+        self.precision = precision
+        exported = (cache_dir or default_cache_dir()) / "onnx" / f"{model_dir.name}-{model_key(model_dir)}.onnx"
+        if not exported.exists():
+            export_onnx(model_dir, exported)
+        path = exported
+        if precision == "int8":
+            path = exported.with_name(f"{exported.stem}-int8.onnx")
+            if not path.exists():
+                quantize_int8(exported, path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -160,6 +177,29 @@ class OnnxEncoder:
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         (hidden,) = self._session.run(None, {name: feed[name] for name in self._inputs})
         return pool(hidden, mask, self._mode)
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Write ``source`` with its weight matrices in 8 bits (ONNX Runtime's dynamic quantization: activations are
+    quantized per call), written whole or not at all.
+
+    One scale per output channel, not one per matrix: on 300 ClapNQ questions the vectors then agree with the
+    full-precision ones at cosine 0.990 (worst) and 0.995 (median), against 0.948 and 0.969 with one scale per
+    matrix, and a question takes 2.1 ms on one core instead of 6.9 ms."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise ConfigError(f"quantizing the ONNX embedding graph needs onnx and onnxruntime: {exc}") from exc
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
+        tmp.replace(target)
+    except Exception as exc:
+        raise ConfigError(f"cannot quantize the ONNX graph {source} to {target}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _pad_token(model_dir: Path) -> str:
