@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -193,13 +194,27 @@ def quantize_int8(source: Path, target: Path) -> None:
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
+    # The quantizer advises, on the root logger, a pre-processing pass meant for static quantization.
+    root = logging.getLogger()
+    advice = _DropMessage("Please consider to run pre-processing")
+    root.addFilter(advice)
     try:
         quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
         tmp.replace(target)
     except Exception as exc:
         raise ConfigError(f"cannot quantize the ONNX graph {source} to {target}: {exc}") from exc
     finally:
+        root.removeFilter(advice)
         tmp.unlink(missing_ok=True)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self._prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self._prefix)
 
 
 def _pad_token(model_dir: Path) -> str:
