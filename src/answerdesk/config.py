@@ -51,8 +51,8 @@ class EmbedderSettings(_Model):
     #: Where the exported ONNX graph is kept (default: ``$ANSWERDESK_CACHE_DIR`` or ``~/.cache/answerdesk``).
     cache_dir: Path | None = None
     #: Precision of the graph that embeds questions (ONNX runtime): ``fp32``, or ``int8`` (weights in 8 bits,
-    #: one scale per output channel; about 3x faster on one core, vectors at cosine 0.99-0.995 to fp32, the
-    #: same retrieval figures; see README, Performance). Stored vectors and answers stay fp32 either way.
+    #: one scale per output channel; about twice as fast on one core, vectors at cosine 0.98-0.995 to fp32,
+    #: retrieval within about a point; see README, Performance). Stored vectors and answers stay fp32 either way.
     query_precision: Literal["fp32", "int8"] = "fp32"
     #: Query vectors kept in memory (embed/cache.py); 0 turns the cache off.
     query_cache_size: int = Field(default=4096, ge=0)
