@@ -15,9 +15,10 @@ upstream directly, to answerdesk's ``/v1/answers`` and ``/v1/chat/completions``,
 short phase with a rate-limited key checks that the 429s are the deliberate ones, and the lineage records
 are counted against the accepted request ids.
 
-A last answerdesk phase streams answers from a second service whose embedder is the hashing fake, to
-separate the embedding model's inference from answerdesk's own code; every phase also reports the CPU the
-service used per request (from ``/proc``), which contention does not inflate.
+Two last answerdesk phases stream answers from second services (``VARIANTS``): one embeds questions on the
+other graph precision (``embedder.query_precision``), one uses the hashing fake embedder, to separate the
+embedding model's inference from answerdesk's own code. Every phase also reports the CPU the service used per
+request (from ``/proc``), which contention does not inflate.
 
 Overhead, two ways:
 - **server-side** (answerdesk only; the issue's definition): request time in answerdesk minus provider time,
