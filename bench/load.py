@@ -610,9 +610,8 @@ async def bench(args: argparse.Namespace) -> int:
         ad.terminate()
         ad.wait(30)
         for variant in VARIANTS:
-            if (variant.name != "fake-embedder" or not args.skip_fake_embedder) and (
-                wanted is None or variant.phase in wanted
-            ):
+            skipped = variant is FAKE_EMBEDDER and args.skip_fake_embedder
+            if not skipped and (wanted is None or variant.phase in wanted):
                 phases.append(await variant_phase(variant, args, work, up.pid, up_port, env, questions, counter))
         if litellm_ok:
             ll_args = [LITELLM, "--config", str(litellm_config(work, up_port)), "--host", "127.0.0.1",
@@ -653,19 +652,20 @@ class Variant:
 #: The service's default precision for questions (``embedder.query_precision``), and the other one.
 DEFAULT_PRECISION = EmbedderSettings().query_precision
 _OTHER_PRECISION = "int8" if DEFAULT_PRECISION == "fp32" else "fp32"
+FAKE_EMBEDDER = Variant(
+    "fake-embedder",
+    {"kind": "fake"},
+    "the hashing fake embedder: what answerdesk's own code costs at the same concurrency once the embedding "
+    "model's inference (the question for retrieval and the topic guard, the answer for the relevance check) "
+    "is out of the picture",
+)
 VARIANTS = (
     Variant(
         f"{_OTHER_PRECISION}-queries",
         {"kind": "local", "query_precision": _OTHER_PRECISION},
         f"questions embedded on the {_OTHER_PRECISION} graph instead of the default one",
     ),
-    Variant(
-        "fake-embedder",
-        {"kind": "fake"},
-        "the hashing fake embedder: what answerdesk's own code costs at the same concurrency once the embedding "
-        "model's inference (the question for retrieval and the topic guard, the answer for the relevance check) "
-        "is out of the picture",
-    ),
+    FAKE_EMBEDDER,
 )
 
 

@@ -175,6 +175,8 @@ class LocalEmbedder:
     def _query_encoder(self) -> OnnxEncoder | None:
         """What embeds questions: the small-call encoder, or its 8-bit twin with ``query_precision: int8``
         (stored vectors, answers and their sentences stay in full precision)."""
+        if self._onnx_query is not None:  # every question asks: no lock once it is made
+            return self._onnx_query
         encoder = self._small_encoder()
         if encoder is None or self._query_precision == "fp32":
             return encoder
