@@ -735,9 +735,11 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
     limited = by_name["limited-429"]["statuses"]
     stream = next((s for s in server if s["kind"] == "answers-stream"), None)
     ll_stream, ad_chat_stream = by_name.get("litellm-stream"), by_name.get("chat-stream")
+    # The issue sets its targets at 32 streams; a run with another --clients says what it measured.
+    streams = f"answers, {args.clients} stream{'s' if args.clients != 1 else ''}"
     verdicts = {
-        "overhead p50 <= 10 ms (answers, 32 streams)": bool(stream and stream["p50_ms"] <= 10),
-        "overhead p99 <= 40 ms (answers, 32 streams)": bool(stream and stream["p99_ms"] <= 40),
+        f"overhead p50 <= 10 ms ({streams})": bool(stream and stream["p50_ms"] <= 10),
+        f"overhead p99 <= 40 ms ({streams})": bool(stream and stream["p99_ms"] <= 40),
         "client overhead below LiteLLM (chat streams, p50)": bool(
             ll_stream
             and ad_chat_stream
