@@ -751,7 +751,12 @@ def report(args: argparse.Namespace, phases: list[Phase], work: Path, litellm_ok
     print()
     for name, ok in verdicts.items():
         print(f"{'PASS' if ok else 'FAIL'}  {name}")
-    measured = "measured" if litellm_ok else "NOT measured (not installed)"
+    if litellm_ok:
+        measured = "measured"
+    elif args.skip_litellm:
+        measured = "NOT measured (--skip-litellm)"
+    else:
+        measured = f"NOT measured (not installed at {LITELLM})"
     print(f"lineage: {len(accepted) - len(missing)}/{len(accepted)} accepted answerdesk requests have a record; "
           f"limited key: {limited}; LiteLLM {measured}")  # fmt: skip
     if args.question_pool == len(QUESTIONS):
