@@ -215,6 +215,11 @@ class ServeSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    #: With several workers, each listens on its own socket bound to the port (``SO_REUSEPORT``, Linux), so the
+    #: kernel spreads connections across them; false, or on other systems: one socket shared by all workers
+    #: (uvicorn's), where the first worker to wake takes every waiting connection (see
+    #: :mod:`answerdesk.serve.workers` for the measurements).
+    reuse_port: bool = True
     #: Larger request bodies are refused with 413 before they are read in full.
     max_body_kb: int = Field(default=256, ge=1)
     #: The limit for document uploads (``POST /v1/documents``), per request.

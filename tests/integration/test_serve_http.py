@@ -3,6 +3,7 @@ that go away mid-stream, and a shutdown while a stream is in flight. Plus the re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -223,3 +224,106 @@ def test_a_worker_freezes_its_startup_heap(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     before, after = map(int, done.stdout.split())
     assert before == 0 and after > 10_000
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of the TCP sockets listening on ``port`` (IPv4), from /proc/net/tcp."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(fields[9])
+    return inodes
+
+
+def _server_side_inode(port: int, client_port: int) -> str | None:
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":"), fields[2].split(":")
+        if int(local[1], 16) == port and int(remote[1], 16) == client_port:
+            return fields[9]
+    return None
+
+
+def _socket_owners(pids: list[int]) -> dict[str, int]:
+    """Socket inode → the pid (of ``pids``) that holds it."""
+    owners = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = str(fd.readlink())
+                if target.startswith("socket:["):
+                    owners[target[8:-1]] = pid
+    return owners
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            after_name = stat.read_text().rsplit(")", 1)[1].split()
+            if int(after_name[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT balances connections on Linux only")
+def test_workers_listen_on_sockets_of_their_own_and_a_dead_one_is_replaced(tmp_path: Path) -> None:
+    env = {**os.environ, "ANSWERDESK_STORE__PATH": str(tmp_path / "kb.db"), "ANSWERDESK_EMBEDDER__KIND": "fake",
+           "ANSWERDESK_SERVE__SHUTDOWN_GRACE_S": "5"}  # fmt: skip
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([ANSWERDESK, "serve", "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+
+        def workers_listening() -> bool:
+            workers = [p for p in _children(proc.pid) if _socket_owners([p]).keys() & _listening_inodes(port)]
+            return len(workers) == 2
+
+        wait_for(workers_listening, timeout=90)
+        workers = [p for p in _children(proc.pid) if _socket_owners([p]).keys() & _listening_inodes(port)]
+        owners = _socket_owners(workers)
+        # Two listening sockets, one in each worker (one shared socket would show one inode in both).
+        listening = _listening_inodes(port)
+        assert len(listening) == 2 and {owners[i] for i in listening} == set(workers)
+
+        # A burst of connections is spread over both workers (all 24 on one: a chance of about 1 in 8 million).
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(24)]
+        try:
+            for c in clients:
+                c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            for c in clients:
+                assert b"200 OK" in c.recv(4096)
+            served = _socket_owners(workers)
+            holders = [served.get(_server_side_inode(port, c.getsockname()[1]) or "") for c in clients]
+        finally:
+            for c in clients:
+                c.close()
+        assert set(holders) == set(workers), holders
+
+        # A worker that dies is replaced, and the port keeps answering meanwhile.
+        os.kill(workers[0], signal.SIGKILL)
+        wait_for(lambda: len(_listening_inodes(port)) == 2 and workers[0] not in _children(proc.pid), timeout=90)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "exited with status -9; starting another" in out and out.count("Application shutdown complete") == 2
+    assert "alembic" not in out
+    assert not _children(proc.pid)
+
+
+def test_workers_on_a_port_another_process_holds_fail_with_a_clear_error(tmp_path: Path) -> None:
+    env = {**os.environ, "ANSWERDESK_STORE__PATH": str(tmp_path / "kb.db"), "ANSWERDESK_EMBEDDER__KIND": "fake"}
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        proc = subprocess.run([ANSWERDESK, "serve", "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "--port" in proc.stderr

@@ -77,6 +77,8 @@ def make_app() -> FastAPI:
     sys.setswitchinterval(app.settings.serve.gil_switch_interval_ms / 1000)
     observe = app.settings.observe
     configure_logging(json_logs=observe.json_logs, level=observe.log_level)
+    # A worker is a new process: the parent's quieting of the migration runner's chatter does not reach it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # One provider per worker process, set once here at the edge (the model wrappers look it up).
     trace.set_tracer_provider(build_tracer_provider(observe))
     # Load the embedding model now, not on the first caller's request.
@@ -103,13 +105,21 @@ def serve_command(
     host: Annotated[str | None, typer.Option("--host", help="Address to bind (default: serve.host).")] = None,
     port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port (default: serve.port).")] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, max=64, help="Worker processes (default: serve.workers).")
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Worker processes (default: serve.workers); on Linux each listens on its own socket "
+            "(serve.reuse_port), so connections spread across them.",
+        ),
     ] = None,
 ) -> None:
     import uvicorn
 
     from answerdesk.serve.auth import is_loopback
     from answerdesk.serve.state import ServiceState
+    from answerdesk.serve.workers import WorkerPool, WorkerSpec, reuse_port_supported
 
     app: AppContext = ctx.obj
     settings = app.settings
@@ -131,6 +141,12 @@ def serve_command(
     if stale:
         log.warning("%d ingestion job(s) left unfinished by an earlier run were marked failed", stale)
     stderr.print(f"answerdesk serving on http://{host}:{port} (docs at /docs, auth {settings.auth.mode})")
+    if workers > 1 and settings.serve.reuse_port and reuse_port_supported():
+        spec = WorkerSpec("answerdesk.cli.serve:make_app", host, port, int(settings.serve.shutdown_grace_s))
+        status = WorkerPool(spec, workers).run()
+        if status:
+            raise typer.Exit(status)
+        return
     uvicorn.run(
         "answerdesk.cli.serve:make_app",
         factory=True,
