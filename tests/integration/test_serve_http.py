@@ -257,6 +257,12 @@ def _socket_owners(pids: list[int]) -> dict[str, int]:
     return owners
 
 
+def _listening_workers(parent: int, port: int) -> list[int]:
+    """The child processes of ``parent`` that hold a socket listening on ``port``."""
+    listening = _listening_inodes(port)
+    return [p for p in _children(parent) if _socket_owners([p]).keys() & listening]
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -278,13 +284,8 @@ def test_workers_listen_on_sockets_of_their_own_and_a_dead_one_is_replaced(tmp_p
     proc = subprocess.Popen([ANSWERDESK, "serve", "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
-
-        def workers_listening() -> bool:
-            workers = [p for p in _children(proc.pid) if _socket_owners([p]).keys() & _listening_inodes(port)]
-            return len(workers) == 2
-
-        wait_for(workers_listening, timeout=90)
-        workers = [p for p in _children(proc.pid) if _socket_owners([p]).keys() & _listening_inodes(port)]
+        wait_for(lambda: len(_listening_workers(proc.pid, port)) == 2, timeout=90)
+        workers = _listening_workers(proc.pid, port)
         owners = _socket_owners(workers)
         # Two listening sockets, one in each worker (one shared socket would show one inode in both).
         listening = _listening_inodes(port)

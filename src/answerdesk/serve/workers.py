@@ -22,7 +22,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
@@ -97,8 +97,6 @@ class WorkerPool:
     """``workers`` processes serving ``spec``; :meth:`run` blocks until a signal stops them."""
 
     def __init__(self, spec: WorkerSpec, workers: int, *, check_every_s: float = 0.5) -> None:
-        if workers < 1:
-            raise ConfigError(f"serve.workers must be at least 1, not {workers}")
         self._spec = spec
         self._workers = workers
         self._check_every_s = check_every_s
@@ -111,9 +109,7 @@ class WorkerPool:
         # Bound for the pool's lifetime and never listening: it keeps the port while a worker is replaced,
         # and resolves port 0 to the port every worker binds. Only listening sockets are handed connections.
         anchor = bind_reuse_port(self._spec.host, self._spec.port)
-        spec = self._spec
-        if spec.port == 0:
-            spec = WorkerSpec(spec.app, spec.host, anchor.getsockname()[1], spec.shutdown_grace_s, spec.log_level)
+        spec = replace(self._spec, port=anchor.getsockname()[1])
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         status = 0
         try:
@@ -128,9 +124,6 @@ class WorkerPool:
                 signal.signal(sig, handler)
             anchor.close()
         return status
-
-    def pids(self) -> list[int | None]:
-        return [p.pid for p in self._processes]
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stop.set()
